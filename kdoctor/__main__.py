@@ -1,0 +1,5 @@
+"""``python -m kdoctor``."""
+
+from kdoctor.cli import main
+
+main()

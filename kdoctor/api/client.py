@@ -1,0 +1,192 @@
+"""The Python API: submit inspections, wait for their reports, read reports and nodes.
+
+>>> from kdoctor.api import Client
+>>> client = Client("redis://127.0.0.1:6379/0")
+>>> job = client.submit("netreach.yaml")          # a path, a dict or a spec model
+>>> report = job.wait(timeout=120)
+>>> report.verdict
+'passed'
+
+Validation happens here, before anything is enqueued: a bad spec raises
+:class:`~kdoctor.errors.SpecError` and nothing is published.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import redis
+from celery import Celery
+
+from kdoctor.connections import ping, redis_client
+from kdoctor.errors import BrokerUnavailable, SetupError, WaitTimeout
+from kdoctor.inventory import registry
+from kdoctor.probes import kinds
+from kdoctor.reports import rounds, store
+from kdoctor.settings import Settings
+from kdoctor.specs.loading import SpecModel, load_spec, spec_json
+from kdoctor.specs.nodes import NodeInfo
+from kdoctor.specs.results import Report
+from kdoctor.tasks.celery import PLAN, create_app
+from kdoctor.workers.queues import COORDINATOR_QUEUE
+
+__all__ = ["Client", "Job", "Progress"]
+
+# How long a submitted job may wait for a coordinator to plan it before waiting gives up (s).
+PLAN_PICKUP_TIMEOUT = 60.0
+# After the round deadline the report is normally written within the sweeper's 0.25 s; this
+# covers a coordinator restarting at that moment.
+REPORT_AFTER_DEADLINE = 30.0
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a round stands, for progress displays."""
+
+    phase: str
+    """``queued`` (not planned yet), ``waiting`` (planned, before the start instant),
+    ``running``, ``finalizing`` (past the deadline) or ``done``."""
+    expected: int = 0
+    published: int = 0
+    results: int = 0
+    start_at: float = 0.0
+    deadline: float = 0.0
+
+
+class Job:
+    """A submitted inspection; :meth:`wait` returns the report of its first round."""
+
+    def __init__(self, client: Client, job_id: str, spec: SpecModel, number: int = 1) -> None:
+        self.client = client
+        self.id = job_id
+        self.spec = spec
+        self.round_id = rounds.round_id(job_id, number)
+        self.submitted = time.time()
+
+    def __repr__(self) -> str:
+        return f"Job({self.id!r}, round_id={self.round_id!r})"
+
+    def progress(self) -> Progress:
+        """The round's current phase and how many nodes have answered."""
+        r = self.client.redis
+        if store.exists(r, self.round_id):
+            return Progress("done")
+        state = rounds.load_round(r, self.round_id)
+        if state is None:
+            return Progress("queued")
+        now = time.time()
+        phase = "waiting" if now < state.start_at else "running" if now < state.deadline else "finalizing"
+        return Progress(phase, len(state.expected), len(state.published),
+                        rounds.result_count(r, self.round_id), state.start_at, state.deadline)
+
+    def wait(self, timeout: float | None = None, poll: float = 0.1,
+             on_progress: Any = None) -> Report:
+        """Block until the round's report exists and return it.
+
+        Args:
+            timeout: seconds to wait at most. ``None`` waits as long as the round can take (its
+                deadline plus a margin), so it never hangs.
+            poll: seconds between checks.
+            on_progress: called with a :class:`Progress` after each check.
+
+        Raises:
+            WaitTimeout: no report in time (the message says which phase it was stuck in).
+        """
+        limit = None if timeout is None else time.monotonic() + timeout
+        last = Progress("queued")
+        while True:
+            try:
+                last = self.progress()
+                if last.phase == "done":
+                    return self.client.report(self.round_id)
+            except redis.ConnectionError:
+                last = Progress("queued" if last.phase == "queued" else last.phase)  # Redis restarting
+            if on_progress is not None:
+                on_progress(last)
+            now = time.time()
+            if limit is not None and time.monotonic() >= limit:
+                raise WaitTimeout(f"no report for {self.round_id} after {timeout:g} s (phase: {last.phase})")
+            if limit is None:
+                if last.phase == "queued" and now - self.submitted > PLAN_PICKUP_TIMEOUT:
+                    raise WaitTimeout(
+                        f"job {self.id} was not planned within {PLAN_PICKUP_TIMEOUT:g} s: is a "
+                        "coordinator running (`kdoctor coordinator`) on this broker?")
+                if last.deadline and now > last.deadline + REPORT_AFTER_DEADLINE:
+                    raise WaitTimeout(
+                        f"round {self.round_id} passed its deadline {REPORT_AFTER_DEADLINE:g} s ago "
+                        "without a report: is the coordinator still running?")
+            time.sleep(poll)
+
+
+class Client:
+    """A connection to one kdoctor installation (one Redis)."""
+
+    def __init__(self, broker_url: str | None = None, *, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings.from_env(broker_url=broker_url)
+        self.redis = redis_client(self.settings)
+        self._app: Celery | None = None
+
+    @property
+    def app(self) -> Celery:
+        if self._app is None:
+            self._app = create_app(self.settings)
+        return self._app
+
+    def close(self) -> None:
+        """Release connections."""
+        self.redis.close()
+        if self._app is not None:
+            self._app.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def submit(self, spec: SpecModel | dict[str, Any] | str | Path, *, source: str = "api") -> Job:
+        """Validate ``spec`` and enqueue one round of it now.
+
+        Raises:
+            SpecError: the spec is invalid (nothing was enqueued).
+            SetupError: this build cannot run the kind, or no coordinator is running.
+            BrokerUnavailable: Redis cannot be reached.
+        """
+        model = load_spec(spec)
+        kinds.get(model.kind)
+        self.check_ready()
+        job_id = rounds.new_job_id(model.name)
+        data = spec_json(model)
+        ttl = int(self.settings.report_retention_days * 86400)
+        rounds.save_job(self.redis, rounds.Job(job=job_id, kind=model.kind, name=model.name, spec=data,
+                                               submitted=time.time(), source=source), ttl)
+        try:
+            self.app.send_task(PLAN, args=(job_id, 1), queue=COORDINATOR_QUEUE)
+        except Exception as exc:
+            raise BrokerUnavailable(f"could not enqueue job {job_id}: {exc}") from exc
+        return Job(self, job_id, model)
+
+    def check_ready(self) -> None:
+        """Raise unless Redis answers and a coordinator is alive."""
+        ping(self.redis, self.settings)
+        if not registry.live_coordinators(self.redis, self.settings.coordinator_timeout_seconds):
+            raise SetupError(
+                "no kdoctor coordinator is running on this broker (no heartbeat in the last "
+                f"{self.settings.coordinator_timeout_seconds:g} s): start one with `kdoctor coordinator`"
+            )
+
+    def report(self, report_id: str) -> Report:
+        """The report with that id; :class:`~kdoctor.errors.ReportNotFound` if there is none."""
+        return store.load(self.redis, report_id)
+
+    def reports(self, *, limit: int = 20, job: str | None = None, kind: str | None = None,
+                name: str | None = None) -> list[Report]:
+        """Stored reports, newest first."""
+        return store.latest(self.redis, limit=limit, job=job, kind=kind, name=name)
+
+    def nodes(self) -> list[NodeInfo]:
+        """Every node in the registry (see :meth:`NodeInfo.state` for liveness)."""
+        return registry.nodes(self.redis)

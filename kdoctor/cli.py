@@ -1,0 +1,258 @@
+"""The ``kdoctor`` command line.
+
+Exit codes: 0 success (for ``run --wait``: the round passed), 1 the round failed, 2 a usage,
+spec or connection error. Every option also reads its ``KDOCTOR_*`` environment variable.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.text import Text
+
+from kdoctor import __version__
+from kdoctor.errors import KdoctorError, SpecError
+from kdoctor.settings import Settings
+
+err_console = Console(stderr=True)
+# Piped output (CI logs, files) gets a wide fixed width so report tables do not wrap.
+out_console = Console() if Console().is_terminal else Console(width=160)
+
+EXIT_PASSED, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _settings(ctx: click.Context) -> Settings:
+    settings: Settings = ctx.obj
+    return settings
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--broker", envvar="KDOCTOR_BROKER_URL", metavar="URL",
+              help="Redis URL [env KDOCTOR_BROKER_URL; default redis://127.0.0.1:6379/0].")
+@click.option("--log-level", envvar="KDOCTOR_LOG_LEVEL", metavar="LEVEL",
+              help="DEBUG, INFO, WARNING (default) or ERROR.")
+@click.version_option(__version__, prog_name="kdoctor")
+@click.pass_context
+def cli(ctx: click.Context, broker: str | None, log_level: str | None) -> None:
+    """kdoctor: inspect a Kubernetes data plane from every node at once."""
+    try:
+        ctx.obj = Settings.from_env(broker_url=broker, log_level=log_level.upper() if log_level else None)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    logging.basicConfig(level=ctx.obj.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@cli.command()
+@click.option("--node", envvar="KDOCTOR_NODE_NAME", required=True,
+              help="This node's name (Kubernetes: spec.nodeName) [env KDOCTOR_NODE_NAME].")
+@click.option("--agent-port", envvar="KDOCTOR_AGENT_PORT", type=int, default=None,
+              help="Agent server port; 0 picks a free one [default 5710].")
+@click.option("--agent-address", "addresses", multiple=True, metavar="ADDR",
+              help="Address to listen on and advertise; repeat for IPv4 and IPv6 [default: every "
+                   "global address, env KDOCTOR_AGENT_ADDRESSES].")
+@click.option("--label", "labels", multiple=True, metavar="KEY=VALUE", help="Node label; repeatable.")
+@click.option("--concurrency", type=click.IntRange(1, 16), default=2, show_default=True,
+              help="Probes that may run at once on this node.")
+@click.pass_context
+def worker(ctx: click.Context, node: str, agent_port: int | None, addresses: tuple[str, ...],
+           labels: tuple[str, ...], concurrency: int) -> None:
+    """Run a node's worker: probes from this node plus the agent other nodes probe."""
+    from kdoctor.workers import identity
+    from kdoctor.workers.node import WorkerOptions, run_worker
+
+    settings = _settings(ctx)
+    addrs = list(addresses) or [a for a in settings.agent_addresses.split(",") if a.strip()]
+    try:
+        label_map = identity.parse_labels(",".join([settings.node_labels, *labels]))
+        identity.split_families(addrs)
+        options = WorkerOptions(node=node, agent_port=settings.agent_port if agent_port is None else agent_port,
+                                addresses=addrs, labels=label_map, concurrency=concurrency)
+        from kdoctor.workers.queues import check_node_name
+
+        check_node_name(node)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    sys.exit(run_worker(settings, options))
+
+
+@cli.command()
+@click.option("--concurrency", type=click.IntRange(1, 64), default=4, show_default=True,
+              help="Plan/finalize tasks handled at once.")
+@click.pass_context
+def coordinator(ctx: click.Context, concurrency: int) -> None:
+    """Run the coordinator: plans rounds, enforces deadlines, writes reports."""
+    from kdoctor.workers.coordinator import run_coordinator
+
+    sys.exit(run_coordinator(_settings(ctx), concurrency))
+
+
+@cli.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+def validate(spec: str) -> None:
+    """Check a spec file; print what is wrong with it (exit 2) or a summary (exit 0)."""
+    from kdoctor.specs import load_spec
+
+    model = load_spec(spec)
+    click.echo(f"{spec}: valid {model.kind} {model.name!r}")
+
+
+@cli.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--wait", is_flag=True, help="Wait for the report; exit 0 passed, 1 failed.")
+@click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--timeout", type=float, default=None,
+              help="Give up waiting after this many seconds [default: the round's own deadline].")
+@click.pass_context
+def run(ctx: click.Context, spec: str, wait: bool, output: str, timeout: float | None) -> None:
+    """Submit one round of SPEC now."""
+    from kdoctor.api import Client
+
+    with Client(settings=_settings(ctx)) as client:
+        job = client.submit(spec, source="cli")
+        if not wait:
+            if output == "json":
+                click.echo(json.dumps({"job": job.id, "report": job.round_id}))
+            else:
+                click.echo(f"submitted job {job.id}; report id {job.round_id}\n"
+                           f"  kdoctor report {job.round_id}")
+            return
+        report = _wait_with_progress(job, timeout)
+        _print_report(report, output)
+        sys.exit(EXIT_PASSED if report.verdict == "passed" else EXIT_FAILED)
+
+
+def _wait_with_progress(job: Any, timeout: float | None) -> Any:
+    if not err_console.is_terminal:
+        return job.wait(timeout)
+    with err_console.status(f"waiting for {job.round_id}") as status:
+        def show(progress: Any) -> None:
+            if progress.phase == "queued":
+                text = "queued, waiting for the coordinator to plan it"
+            elif progress.phase == "waiting":
+                text = f"{progress.published} node(s) start in {progress.start_at - time.time():.1f} s"
+            else:
+                left = max(0.0, progress.deadline - time.time())
+                text = (f"{progress.phase}: {progress.results}/{progress.published} node(s) reported, "
+                        f"deadline in {left:.0f} s")
+            status.update(f"{job.round_id}: {text}")
+        return job.wait(timeout, on_progress=show)
+
+
+def _print_report(report: Any, output: str) -> None:
+    from kdoctor.reports import render
+
+    if output == "json":
+        click.echo(render.to_json(report))
+    else:
+        render.print_report(report, out_console)
+
+
+@cli.command()
+@click.argument("report_id")
+@click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.pass_context
+def report(ctx: click.Context, report_id: str, output: str) -> None:
+    """Show one report (ID as printed by `run` and `reports`)."""
+    from kdoctor.api import Client
+
+    with Client(settings=_settings(ctx)) as client:
+        _print_report(client.report(report_id), output)
+
+
+@cli.command()
+@click.option("--limit", type=click.IntRange(1, 10000), default=20, show_default=True)
+@click.option("--job", default=None, help="Only this job's rounds.")
+@click.option("--kind", default=None, help="Only this kind (NetReach, AppHttpHealthy, Netdns, DiskIO).")
+@click.option("--name", default=None, help="Only this task name.")
+@click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.pass_context
+def reports(ctx: click.Context, limit: int, job: str | None, kind: str | None, name: str | None,
+            output: str) -> None:
+    """List stored reports, newest first."""
+    from kdoctor.api import Client
+    from kdoctor.reports import render
+
+    with Client(settings=_settings(ctx)) as client:
+        found = client.reports(limit=limit, job=job, kind=kind, name=name)
+    if output == "json":
+        click.echo(json.dumps([
+            {"id": r.id, "job": r.job, "kind": r.task.kind, "name": r.task.name, "round": r.round,
+             "verdict": r.verdict, "finished": r.finished.isoformat(), "nodes": r.summary.nodes}
+            for r in found], indent=2))
+    else:
+        out_console.print(render.reports_table(found))
+
+
+@cli.command()
+@click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.pass_context
+def nodes(ctx: click.Context, output: str) -> None:
+    """List the nodes in the registry and whether their workers are live."""
+    from kdoctor.api import Client
+    from kdoctor.connections import ping
+    from kdoctor.reports import render
+
+    settings = _settings(ctx)
+    with Client(settings=settings) as client:
+        ping(client.redis, settings)
+        found = client.nodes()
+    now = time.time()
+    if output == "json":
+        click.echo(json.dumps([{**n.to_json(), "state": n.state(now, settings.node_timeout_seconds)}
+                               for n in found], indent=2))
+    else:
+        out_console.print(render.nodes_table(found, now, settings.node_timeout_seconds))
+
+
+@cli.command()
+@click.option("--nodes", "node_count", type=click.IntRange(2, 16), default=3, show_default=True,
+              help="How many local workers (nodes) to start.")
+@click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.pass_context
+def demo(ctx: click.Context, node_count: int, output: str) -> None:
+    """Start Redis, a coordinator and local workers; run an inspection; print the report; stop all.
+
+    With --broker (or KDOCTOR_BROKER_URL), that Redis is used instead of a private one.
+    """
+    from kdoctor import demo as demo_mod
+
+    broker = ctx.parent.params.get("broker") if ctx.parent else None
+    reports_ = demo_mod.run_demo(node_count, broker, progress=err_console)
+    for rep in reports_:
+        _print_report(rep, output)
+    sys.exit(EXIT_PASSED if all(r.verdict == "passed" for r in reports_) else EXIT_FAILED)
+
+
+@cli.command(name="settings")
+def settings_cmd() -> None:
+    """Print every KDOCTOR_* setting with its default and meaning (Markdown)."""
+    click.echo("| variable | default | unit | meaning |\n|---|---|---|---|")
+    for s in Settings.describe():
+        default = f"`{s.default}`" if s.default != "" else "(empty)"
+        click.echo(f"| `{s.env}` | {default} | {s.unit} | {s.doc} |")
+
+
+def main() -> None:
+    """Entry point: run the CLI and turn kdoctor errors into a message and exit code 2."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(EXIT_USAGE)
+    except click.Abort:
+        err_console.print("aborted")
+        sys.exit(130)
+    except SpecError as exc:
+        err_console.print(Text.assemble(("error: ", "red"), str(exc)), highlight=False)
+        sys.exit(EXIT_USAGE)
+    except KdoctorError as exc:
+        err_console.print(Text.assemble(("error: ", "red"), f"{type(exc).__name__}: {exc}"), highlight=False)
+        sys.exit(EXIT_USAGE)

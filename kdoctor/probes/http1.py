@@ -1,0 +1,317 @@
+"""A fast HTTP/1.1 client for the pressure driver: keep-alive connections, llhttp parser.
+
+============================  ==========================================================
+What                          How
+============================  ==========================================================
+parsing                       httptools (llhttp, C), the parser uvicorn uses
+connections                   opened lazily up to ``max_connections``; one request in flight
+                              per connection (no pipelining); reused while keep-alive holds
+request bytes                 encoded once per target; sending is one ``transport.write``
+timeouts                      a FIFO of deadlines swept by the driver (every request of a
+                              target has the same timeout, so the FIFO is in deadline order)
+TLS                           an ``ssl.SSLContext`` from the caller (CA, mTLS or insecure)
+a stale keep-alive socket     the request is retried once on a new connection when the
+                              server closed a reused connection before answering anything
+============================  ==========================================================
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import socket
+import ssl
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
+from urllib.parse import urlsplit
+
+import httptools
+
+if TYPE_CHECKING:
+    from kdoctor.probes.pressure import Driver
+
+__all__ = ["Http1Pool", "HttpTarget", "classify_error", "default_success"]
+
+
+def default_success(code: int) -> bool:
+    """2xx and 3xx are successes (kdoctor counts any response, 5xx included)."""
+    return 200 <= code < 400
+
+
+@dataclass(frozen=True)
+class HttpTarget:
+    """One URL to call, with everything needed to encode the request once."""
+
+    url: str
+    method: str = "GET"
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""
+    host_header: str | None = None
+    """Overrides the Host header (e.g. an Ingress rule's host while connecting to its address)."""
+
+    @property
+    def parts(self) -> tuple[str, str, int, str]:
+        """scheme, host (without brackets), port, path-with-query."""
+        split = urlsplit(self.url)
+        scheme = split.scheme or "http"
+        host = split.hostname or ""
+        port = split.port or (443 if scheme == "https" else 80)
+        path = split.path or "/"
+        if split.query:
+            path += "?" + split.query
+        return scheme, host, port, path
+
+    def encode(self) -> bytes:
+        """The request as bytes on the wire."""
+        _, _host, _port, path = self.parts
+        authority = self.host_header or urlsplit(self.url).netloc
+        lines = [f"{self.method} {path} HTTP/1.1", f"Host: {authority}"]
+        names = {name.lower() for name, _ in self.headers}
+        if "user-agent" not in names:
+            lines.append("User-Agent: kdoctor")
+        lines += [f"{name}: {value}" for name, value in self.headers]
+        if self.body or self.method in ("POST", "PUT", "PATCH"):
+            lines.append(f"Content-Length: {len(self.body)}")
+        head = "\r\n".join(lines) + "\r\n\r\n"
+        return head.encode("latin-1") + self.body
+
+
+def classify_error(exc: BaseException) -> str:
+    """A short, stable error class for counting: refused, reset, timeout, tls, unreachable, ..."""
+    if isinstance(exc, ConnectionRefusedError):
+        return "refused"
+    if isinstance(exc, ConnectionResetError | BrokenPipeError):
+        return "reset"
+    if isinstance(exc, ssl.SSLError | ssl.CertificateError):
+        return "tls"
+    if isinstance(exc, socket.gaierror):
+        return "dns"
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    if isinstance(exc, OSError) and exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+        return "unreachable"
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return f"os:{errno.errorcode.get(exc.errno, exc.errno)}"
+    return type(exc).__name__
+
+
+class _Conn(asyncio.Protocol):
+    """One keep-alive connection; at most one request in flight."""
+
+    __slots__ = (
+        "busy",
+        "dead",
+        "due",
+        "fresh",
+        "nbytes",
+        "parser",
+        "pool",
+        "sent",
+        "seq",
+        "status",
+        "transport",
+    )
+
+    def __init__(self, pool: Http1Pool) -> None:
+        self.pool = pool
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.busy = False
+        self.dead = False
+        self.fresh = True
+        self.seq = 0
+        self.due = 0.0
+        self.sent = 0.0
+        self.nbytes = 0
+        self.status = 0
+
+    # -- asyncio.Protocol ------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, only look-alikes.
+        tcp = cast(asyncio.Transport, transport)
+        if self.dead:  # timed out while connecting: nobody wants this connection any more
+            tcp.abort()
+            return
+        self.transport = tcp
+        if self.busy:
+            tcp.write(self.pool.payload)
+
+    def data_received(self, data: bytes) -> None:
+        if not self.busy:
+            # Bytes nobody asked for (a server-side timeout notice): the connection is unusable.
+            self.pool.drop(self)
+            return
+        self.nbytes += len(data)
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._finish(False, "protocol", close=True)
+        except httptools.HttpParserError:
+            self._finish(False, "protocol", close=True)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        if self.busy:
+            retry = not self.fresh and self.nbytes == 0
+            self._finish(False, classify_error(exc) if exc else "closed", close=True, retry=retry)
+        self.pool.forget(self)
+
+    # -- httptools callbacks ----------------------------------------------------------------
+    def on_headers_complete(self) -> None:
+        self.status = self.parser.get_status_code()
+        if self.pool.head:
+            # A response to HEAD has no body whatever Content-Length says; llhttp cannot be told
+            # the request method, so the message ends here and the parser starts afresh.
+            self.parser = httptools.HttpResponseParser(self)
+            self.on_message_complete()
+
+    def on_message_complete(self) -> None:
+        keep = self.pool.head or self.parser.should_keep_alive()
+        self._finish(self.pool.success(self.status), None, close=not keep)
+
+    # -- request lifecycle ------------------------------------------------------------------
+    def start(self, due: float, sent: float, seq: int) -> None:
+        self.busy = True
+        self.due = due
+        self.sent = sent
+        self.seq = seq
+        self.nbytes = 0
+        self.status = 0
+        if self.transport is not None:
+            self.transport.write(self.pool.payload)
+
+    def _finish(self, ok: bool, error: str | None, *, close: bool, retry: bool = False) -> None:
+        if not self.busy:
+            return
+        self.busy = False
+        code = str(self.status) if error is None else None
+        due, sent, nbytes = self.due, self.sent, self.nbytes
+        if close:
+            self.pool.drop(self)
+        else:
+            self.fresh = False
+            self.pool.idle.append(self)
+        if retry and self.pool.retry(due, sent):
+            return
+        self.pool.done(due, sent, ok, code, error, nbytes)
+
+    def timeout(self) -> None:
+        self._finish(False, "timeout", close=True)
+
+
+class Http1Pool:
+    """A pool of keep-alive connections to one target, driven by a :class:`Driver`."""
+
+    def __init__(
+        self,
+        target: HttpTarget,
+        *,
+        timeout: float,
+        max_connections: int,
+        ssl_context: ssl.SSLContext | None = None,
+        success: Callable[[int], bool] = default_success,
+        connect_host: str | None = None,
+    ) -> None:
+        scheme, host, port, _ = target.parts
+        self.host = connect_host or host
+        self.port = port
+        self.server_hostname = host if scheme == "https" else None
+        self.ssl = ssl_context if scheme == "https" else None
+        if scheme == "https" and self.ssl is None:
+            self.ssl = ssl.create_default_context()
+        self.payload = target.encode()
+        self.head = target.method == "HEAD"
+        self.timeout = timeout
+        self.max_connections = max_connections
+        self.success = success
+        self.idle: list[_Conn] = []
+        self.conns: set[_Conn] = set()
+        self.deadlines: deque[tuple[float, _Conn, int]] = deque()
+        self.driver: Driver | None = None
+        self._seq = 0
+        self._busy = 0
+        self._connecting: set[asyncio.Task[None]] = set()
+
+    # -- Client protocol ---------------------------------------------------------------------
+    def try_send(self, due: float, now: float) -> bool:
+        if self.idle:
+            conn = self.idle.pop()
+        elif len(self.conns) < self.max_connections:
+            conn = _Conn(self)
+            self.conns.add(conn)
+            task = asyncio.get_running_loop().create_task(self._connect(conn))
+            self._connecting.add(task)
+            task.add_done_callback(self._connecting.discard)
+        else:
+            return False
+        self._seq += 1
+        self._busy += 1
+        conn.start(due, now, self._seq)
+        self.deadlines.append((now + self.timeout, conn, self._seq))
+        return True
+
+    def sweep(self, now: float) -> None:
+        deadlines = self.deadlines
+        while deadlines and deadlines[0][0] <= now:
+            _, conn, seq = deadlines.popleft()
+            if conn.busy and conn.seq == seq:
+                conn.timeout()
+
+    def in_flight(self) -> int:
+        return self._busy
+
+    async def aclose(self) -> None:
+        for task in list(self._connecting):
+            task.cancel()
+        for conn in list(self.conns):
+            if conn.transport is not None:
+                conn.transport.close()
+        self.conns.clear()
+        self.idle.clear()
+
+    # -- called by connections ---------------------------------------------------------------
+    def done(self, due: float, sent: float, ok: bool, code: str | None, error: str | None,
+             nbytes: int) -> None:
+        self._busy -= 1
+        assert self.driver is not None
+        self.driver.complete(due, sent, ok, code, error, nbytes)
+
+    def retry(self, due: float, sent: float) -> bool:
+        """Resend a request whose reused connection turned out to be closed; ``False`` if no
+        connection can be opened for it."""
+        if len(self.conns) >= self.max_connections:
+            return False
+        conn = _Conn(self)
+        self.conns.add(conn)
+        self._seq += 1
+        conn.start(due, sent, self._seq)
+        self.deadlines.append((sent + self.timeout, conn, self._seq))
+        task = asyncio.get_running_loop().create_task(self._connect(conn))
+        self._connecting.add(task)
+        task.add_done_callback(self._connecting.discard)
+        return True
+
+    def drop(self, conn: _Conn) -> None:
+        conn.dead = True
+        if conn.transport is not None:
+            conn.transport.abort()
+        self.forget(conn)
+
+    def forget(self, conn: _Conn) -> None:
+        self.conns.discard(conn)
+        if conn in self.idle:
+            self.idle.remove(conn)
+
+    async def _connect(self, conn: _Conn) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.create_connection(
+                lambda: conn, self.host, self.port, ssl=self.ssl, server_hostname=self.server_hostname
+            )
+        except asyncio.CancelledError:
+            conn._finish(False, "timeout", close=True)
+            raise
+        except Exception as exc:  # every failure to connect is a counted result
+            conn._finish(False, classify_error(exc), close=True)

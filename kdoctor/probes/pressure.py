@@ -1,0 +1,227 @@
+"""The open-loop pressure driver shared by every request kind (HTTP, NetReach, DNS).
+
+Request ``i`` is due at ``t0 + (i + phase) / qps``. Latency is measured from the *due* time, so a
+stalled server cannot hide behind a client that politely waited for it: that is the
+coordinated-omission correction of wrk2 and HdrHistogram. One refinement: event-loop timers have
+millisecond resolution (libuv), so a token is routinely sent up to ~1 ms after its due time with
+nothing wrong anywhere. Lateness up to ``TIMER_SLACK`` is therefore not charged to the target
+(latency = service time + lateness beyond the slack); any real queueing, which is what coordinated
+omission hides, is counted in full. The generator's own lateness is reported separately
+(``sendLagP99Ms``), and a request sent early is measured from its actual send.
+
+Tokens that cannot be sent at once (no free connection or slot) wait in a FIFO backlog and are
+sent as soon as capacity frees, as long as they are no later than ``max_lateness``; beyond that
+they are counted as ``unsent`` and dropped, never burst later. Requests sent more than
+``late_threshold`` after due are counted as ``late``. Concurrency is bounded by the client.
+
+A client plugs in through :class:`Client`: ``try_send`` starts one request now (non-blocking),
+``sweep`` fails requests past their timeout, and the client reports every completion by calling
+:meth:`Driver.complete`. No Task object is created per request: at 10 k QPS the per-request cost
+is what decides whether the generator keeps up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from kdoctor.specs.latency import Latency
+
+__all__ = ["Client", "Driver", "DriverStats", "Pace"]
+
+# A token within this much of its due time is sent now rather than sleeping for it: event-loop
+# timers have millisecond granularity (libuv rounds), so sleeping for less only spins.
+EARLY_WINDOW = 0.0002
+# Lateness a token may have without it being charged to the target: the event loop's timer
+# resolution (libuv rounds timers to whole milliseconds).
+TIMER_SLACK = 0.001
+# Timeouts are enforced by a sweep at least this often (s); it bounds their precision.
+SWEEP_INTERVAL = 0.01
+
+
+class Client(Protocol):
+    """What the driver needs from a protocol client."""
+
+    def try_send(self, due: float, now: float) -> bool:
+        """Start one request now, if a connection or slot is free; ``False`` when none is."""
+
+    def sweep(self, now: float) -> None:
+        """Fail every request whose timeout has passed (report each through ``complete``)."""
+
+    def in_flight(self) -> int:
+        """How many requests are outstanding."""
+
+    async def aclose(self) -> None:
+        """Close every connection."""
+
+
+@dataclass(frozen=True)
+class Pace:
+    """The schedule of one driver."""
+
+    qps: float
+    duration: float
+    timeout: float
+    phase: float = 0.0
+    """Offset of this target's tokens in units of 1/qps, so targets of one node do not fire in step."""
+    max_lateness: float | None = None
+    """Tokens later than this are dropped as ``unsent``. Default: the per-request timeout, at
+    most 1 s: a request that late would measure the generator, not the target."""
+    late_threshold: float = 0.010
+    """Requests sent more than this after their due time count as ``late`` (s)."""
+
+    @property
+    def total(self) -> int:
+        """Number of tokens: qps × duration, exactly."""
+        return round(self.qps * self.duration)
+
+    @property
+    def lateness_bound(self) -> float:
+        """The effective ``max_lateness``."""
+        if self.max_lateness is not None:
+            return self.max_lateness
+        return min(self.timeout, 1.0)
+
+
+@dataclass
+class DriverStats:
+    """What one driver measured."""
+
+    intended: int = 0
+    sent: int = 0
+    successes: int = 0
+    late: int = 0
+    unsent: int = 0
+    bytes: int = 0
+    first_send: float = 0.0
+    last_send: float = 0.0
+    start: float = 0.0
+    end: float = 0.0
+    latency: Latency = field(default_factory=Latency)
+    lag: Latency = field(default_factory=Latency)
+    codes: Counter[str] = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)
+
+    def achieved_qps(self, qps: float) -> float:
+        """Sent requests per second over the sending window (qps exactly when every token went out
+        on time)."""
+        if self.sent == 0:
+            return 0.0
+        window = self.last_send - self.start + 1.0 / qps
+        return self.sent / window if window > 0 else 0.0
+
+
+class Driver:
+    """Runs one target's token schedule against one client."""
+
+    def __init__(self, client: Client, pace: Pace) -> None:
+        self.client = client
+        self.pace = pace
+        self.stats = DriverStats(intended=pace.total)
+        self._backlog: deque[float] = deque()
+        self._interval = 1.0 / pace.qps
+        self._next = 0
+        self._drained = asyncio.Event()
+
+    def complete(self, due: float, sent: float, ok: bool, code: str | None, error: str | None,
+                 nbytes: int) -> None:
+        """Record one finished request (called by the client)."""
+        now = time.perf_counter()
+        stats = self.stats
+        if code is not None:
+            stats.codes[code] += 1
+            # Latency counts every request that got an answer, whatever the answer: a 500 took
+            # real time. Requests without one (timeout, refused, reset) are errors, not latencies.
+            lateness = sent - due - TIMER_SLACK
+            stats.latency.record(now - sent + (lateness if lateness > 0 else 0.0))
+        if error is not None:
+            stats.errors[error] += 1
+        if ok:
+            stats.successes += 1
+        stats.bytes += nbytes
+        if self._backlog:
+            self._pump(now)
+        elif self._finished_sending and self.client.in_flight() == 0:
+            self._drained.set()
+
+    @property
+    def _finished_sending(self) -> bool:
+        return self._next == self.pace.total and not self._backlog
+
+    def _pump(self, now: float) -> None:
+        """Send backlogged tokens while capacity lasts; drop those past the lateness bound."""
+        backlog, stats, bound = self._backlog, self.stats, self.pace.lateness_bound
+        while backlog:
+            due = backlog[0]
+            lag = now - due
+            if lag > bound:
+                backlog.popleft()
+                stats.unsent += 1
+                continue
+            if not self.client.try_send(due, now):
+                return
+            backlog.popleft()
+            stats.sent += 1
+            if stats.sent == 1:
+                stats.first_send = now
+            stats.last_send = now
+            stats.lag.record(lag if lag > 0 else 0.0)
+            if lag > self.pace.late_threshold:
+                stats.late += 1
+
+    async def run(self, t0: float) -> DriverStats:
+        """Issue every token starting at ``t0`` (a ``time.perf_counter`` instant), then wait for
+        the requests in flight to finish or time out."""
+        pace, stats = self.pace, self.stats
+        stats.start = t0
+        total, interval, phase = pace.total, self._interval, pace.phase
+        self._next = 0
+        loop = asyncio.get_running_loop()
+        last_sweep = 0.0
+        while self._next < total:
+            now = time.perf_counter()
+            horizon = now + EARLY_WINDOW
+            while self._next < total and t0 + (self._next + phase) * interval <= horizon:
+                self._backlog.append(t0 + (self._next + phase) * interval)
+                self._next += 1
+            self._pump(now)
+            if now - last_sweep >= SWEEP_INTERVAL:
+                self.client.sweep(now)
+                last_sweep = now
+            if self._next < total:
+                wake = t0 + (self._next + phase) * interval
+                delay = min(wake - time.perf_counter(), SWEEP_INTERVAL)
+                await _sleep(loop, delay)
+        # Every token is issued or backlogged: keep pumping and sweeping until nothing is left.
+        while self._backlog or self.client.in_flight():
+            now = time.perf_counter()
+            self._pump(now)
+            self.client.sweep(now)
+            if not self._backlog and not self.client.in_flight():
+                break
+            self._drained.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._drained.wait(), SWEEP_INTERVAL)
+        stats.end = time.perf_counter()
+        return stats
+
+
+async def _sleep(loop: asyncio.AbstractEventLoop, delay: float) -> None:
+    if delay <= 0:
+        await asyncio.sleep(0)
+        return
+    fut = loop.create_future()
+    handle = loop.call_later(delay, _wake, fut)
+    try:
+        await fut
+    finally:
+        handle.cancel()
+
+
+def _wake(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)

@@ -1,0 +1,68 @@
+"""Run one node's assignment: wait for the common start instant, press, return a NodeResult.
+
+Everything that can go wrong on the node ends in a result: an unhealthy target is a ``failed``
+target, a probe that could not run is an ``error`` node with the reason, and a probe still busy
+when the round's deadline approaches is cut short and reported as an ``error`` too (the
+coordinator would otherwise record a bare ``timeout``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import UTC, datetime
+
+from kdoctor.errors import KdoctorError
+from kdoctor.probes import kinds
+from kdoctor.probes.measure import GeneratorMonitor
+from kdoctor.specs.loading import validate
+from kdoctor.specs.plan import Assignment
+from kdoctor.specs.results import NodeResult
+
+log = logging.getLogger(__name__)
+
+# The result must reach Redis before the deadline; this much is kept in hand for that.
+DEADLINE_MARGIN = 0.5
+
+
+def run_assignment(assignment: Assignment) -> NodeResult:
+    """Run ``assignment`` to completion on a fresh uvloop event loop (blocking)."""
+    import uvloop
+
+    started = datetime.now(UTC)
+    try:
+        result = uvloop.run(_run(assignment))
+    except Exception as exc:  # the result must say why, whatever happened
+        log.exception("probe of round %s failed to run", assignment.round_id)
+        result = NodeResult(node=assignment.node, status="error", reason=f"probe could not run: {exc}")
+    finished = datetime.now(UTC)
+    warnings = [*assignment.warnings, *result.warnings]
+    return result.model_copy(update={"started": result.started or started, "finished": finished,
+                                     "warnings": warnings})
+
+
+async def _run(assignment: Assignment) -> NodeResult:
+    try:
+        kind = kinds.get(assignment.kind)
+        spec = validate(assignment.spec)
+    except KdoctorError as exc:
+        return NodeResult(node=assignment.node, status="error", reason=str(exc))
+    # Sleep until the common start instant on the wall clock, then switch to the monotonic clock.
+    delay = assignment.start_at - time.time()
+    if delay > 0:
+        await asyncio.sleep(delay)
+    started = datetime.now(UTC)
+    t0 = time.perf_counter()
+    monitor = GeneratorMonitor()
+    monitor.start()
+    budget = assignment.deadline - time.time() - DEADLINE_MARGIN
+    if budget <= 0:
+        return NodeResult(node=assignment.node, status="error", started=started,
+                          reason="the round's deadline had passed before the probe could start")
+    try:
+        result = await asyncio.wait_for(kind.run(assignment, spec, t0, monitor), budget)
+    except TimeoutError:
+        return NodeResult(node=assignment.node, status="error", started=started,
+                          reason=f"probe still running {budget:.1f} s after start; cut at the round deadline")
+    return result.model_copy(update={"started": started})

@@ -1,0 +1,1 @@
+"""Reports: round bookkeeping in Redis, merging node results, storing and rendering reports."""

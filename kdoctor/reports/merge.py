@@ -1,0 +1,72 @@
+"""Merge node results into a round's report and judge the round. Pure: no I/O."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime
+
+from kdoctor.reports.rounds import RoundState
+from kdoctor.specs.latency import Latency
+from kdoctor.specs.results import NodeResult, Report, Summary, TaskRef
+
+
+def build_report(state: RoundState, results: dict[str, NodeResult], finished: datetime | None = None) -> Report:
+    """The report of one round.
+
+    Every expected node appears exactly once: with its own result, as ``missing`` (not live at
+    planning, never published to), or as ``timeout`` (published, no result by the deadline).
+    The round passes only when every expected node passed.
+    """
+    end = finished or datetime.now(UTC)
+    nodes: dict[str, NodeResult] = {}
+    for node in sorted(set(state.expected) | set(results)):
+        if node in results:
+            nodes[node] = results[node]
+        elif node in state.missing:
+            nodes[node] = NodeResult(node=node, status="missing", reason=state.missing[node])
+        else:
+            nodes[node] = NodeResult(
+                node=node, status="timeout",
+                reason="no result by the round deadline (the worker died, hung or lost its broker "
+                       "connection while probing)")
+    reasons = [f"{name}: {res.status}: {res.reason}" if res.reason else f"{name}: {res.status}"
+               for name, res in nodes.items() if res.status != "passed"]
+    if state.error:
+        reasons.insert(0, f"the round could not be planned: {state.error}")
+    elif not nodes:
+        reasons.append("no node is known: start a worker (`kdoctor worker --node NAME`) or give an inventory")
+    warnings = list(dict.fromkeys([*state.warnings, *(w for r in nodes.values() for w in r.warnings)]))
+    return Report(
+        id=state.round_id,
+        job=state.job,
+        task=TaskRef(kind=state.kind, name=state.name),
+        round=state.round,
+        verdict="failed" if reasons else "passed",
+        reasons=reasons,
+        warnings=warnings,
+        started=datetime.fromtimestamp(state.start_at or state.planned, UTC),
+        finished=end,
+        deadline=datetime.fromtimestamp(state.deadline, UTC),
+        spec=state.spec,
+        nodes=nodes,
+        summary=summarize(nodes),
+    )
+
+
+def summarize(nodes: dict[str, NodeResult]) -> Summary:
+    """Round totals; latency percentiles from the merged histograms of every target."""
+    merged = Latency()
+    requests = successes = 0
+    for result in nodes.values():
+        for target in result.targets:
+            requests += target.requests
+            successes += target.successes
+            if target.histogram:
+                merged.merge(Latency.decode(target.histogram, target.latency_ms))
+    return Summary(
+        nodes=dict(sorted(Counter(r.status for r in nodes.values()).items())),
+        requests=requests,
+        successes=successes,
+        success_rate=round(successes / requests, 6) if requests else None,
+        latency_ms=merged.summary(),
+    )

@@ -1,0 +1,110 @@
+"""Reports for people: a terminal table (rich) and pretty JSON."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+
+from kdoctor.specs.nodes import NodeInfo
+from kdoctor.specs.results import LatencyMs, Report
+
+_STYLE = {"passed": "green", "failed": "red", "missing": "yellow", "timeout": "magenta", "error": "red"}
+
+
+def to_json(report: Report) -> str:
+    """The report as indented JSON (the stable, versioned format)."""
+    return json.dumps(report.to_json(), indent=2)
+
+
+def _ms(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.3f}" if value < 10 else f"{value:.1f}"
+
+
+def _latency(lat: LatencyMs) -> str:
+    return f"{_ms(lat.p50)} / {_ms(lat.p99)} / {_ms(lat.max)}"
+
+
+def report_table(report: Report) -> Group:
+    """A header, one row per node × target, reasons and warnings."""
+    verdict = Text(report.verdict.upper(), style="bold " + _STYLE[report.verdict])
+    head = Text.assemble(
+        ("report ", "bold"), report.id, "  ", verdict,
+        f"\n{report.task.kind} {report.task.name!r}, round {report.round}, "
+        f"{report.started:%Y-%m-%d %H:%M:%S} → {report.finished:%H:%M:%S} UTC",
+    )
+    table = Table(show_lines=False, header_style="bold")
+    for col in ("node", "status", "target", "requests", "success", "qps", "p50 / p99 / max ms", "errors"):
+        table.add_column(col, justify="right" if col in ("requests", "success", "qps") else "left")
+    for name, node in report.nodes.items():
+        status = Text(node.status, style=_STYLE[node.status])
+        if not node.targets:
+            table.add_row(name, status, Text(node.reason or "-", style="dim"), "", "", "", "", "")
+            continue
+        for index, target in enumerate(node.targets):
+            errors = ", ".join(f"{k}×{v}" for k, v in target.errors.items())
+            if target.unsent:
+                errors = ", ".join(x for x in (errors, f"unsent×{target.unsent}") if x)
+            table.add_row(
+                name if index == 0 else "",
+                status if index == 0 else "",
+                Text(target.name, style="" if target.verdict == "passed" else "red"),
+                str(target.requests),
+                f"{target.success_rate:.2%}",
+                f"{target.achieved_qps:.1f}",
+                _latency(target.latency_ms),
+                errors,
+            )
+    summary = report.summary
+    rate = "-" if summary.success_rate is None else f"{summary.success_rate:.4%}"
+    foot = Text(
+        f"{summary.requests} requests, success {rate}, latency p50/p99/max "
+        f"{_latency(summary.latency_ms)} ms; nodes: "
+        + ", ".join(f"{k} {v}" for k, v in summary.nodes.items())
+    )
+    parts: list[Text | Table] = [head, table, foot]
+    for reason in report.reasons:
+        parts.append(Text("✗ " + reason, style="red"))
+    for warning in report.warnings:
+        parts.append(Text("! " + warning, style="yellow"))
+    return Group(*parts)
+
+
+def reports_table(reports: Iterable[Report]) -> Table:
+    """One line per report, newest first."""
+    table = Table(header_style="bold")
+    for col in ("id", "kind", "name", "round", "verdict", "finished (UTC)", "nodes"):
+        table.add_column(col)
+    for report in reports:
+        table.add_row(
+            report.id, report.task.kind, report.task.name, str(report.round),
+            Text(report.verdict, style=_STYLE[report.verdict]),
+            f"{report.finished:%Y-%m-%d %H:%M:%S}",
+            ", ".join(f"{k} {v}" for k, v in report.summary.nodes.items()),
+        )
+    return table
+
+
+def nodes_table(nodes: Iterable[NodeInfo], now: float, timeout: float) -> Table:
+    """One line per registered node with its liveness."""
+    table = Table(header_style="bold")
+    for col in ("node", "state", "addresses", "agent port", "last heartbeat", "labels"):
+        table.add_column(col)
+    for node in nodes:
+        state = node.state(now, timeout)
+        style = {"live": "green", "stale": "red", "stopped": "yellow"}[state]
+        table.add_row(
+            node.name, Text(state, style=style), " ".join(node.addresses), str(node.agent_port),
+            f"{now - node.last_heartbeat:.0f} s ago",
+            ",".join(f"{k}={v}" for k, v in node.labels.items()),
+        )
+    return table
+
+
+def print_report(report: Report, console: Console | None = None) -> None:
+    (console or Console()).print(report_table(report))

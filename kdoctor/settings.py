@@ -1,0 +1,167 @@
+"""Process settings: one ``KDOCTOR_*`` environment variable per field.
+
+Settings configure a kdoctor *process* (worker, coordinator, client). They are kept apart from
+inspection *specs*, which describe one inspection and travel through the queue. Every field is
+documented with its unit and why its default was chosen; the README's settings table is generated
+from these docstrings (``kdoctor settings``) and a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["Setting", "Settings"]
+
+
+def _field(env: str, default: Any, doc: str, unit: str = "") -> Any:
+    return dataclasses.field(default=default, metadata={"env": env, "doc": doc, "unit": unit})
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """Description of one setting, for help texts and the README."""
+
+    name: str
+    env: str
+    default: Any
+    unit: str
+    doc: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """All process settings. Build with :meth:`from_env`; override with :func:`dataclasses.replace`."""
+
+    broker_url: str = _field(
+        "KDOCTOR_BROKER_URL",
+        "redis://127.0.0.1:6379/0",
+        "Redis URL used as Celery broker, result backend and kdoctor's own store (registry, rounds, "
+        "reports). `rediss://` enables TLS; a password goes in the URL (`redis://:secret@host:6379/0`).",
+    )
+    redis_ca_file: str = _field(
+        "KDOCTOR_REDIS_CA_FILE", "", "CA bundle that verifies a `rediss://` server. Empty: system CAs."
+    )
+    redis_cert_file: str = _field(
+        "KDOCTOR_REDIS_CERT_FILE", "", "Client certificate for mutual TLS with Redis. Empty: none."
+    )
+    redis_key_file: str = _field("KDOCTOR_REDIS_KEY_FILE", "", "Private key of `KDOCTOR_REDIS_CERT_FILE`.")
+    node_name: str = _field(
+        "KDOCTOR_NODE_NAME",
+        "",
+        "Name of the node a worker probes from. In Kubernetes, set it from `spec.nodeName` through "
+        "the downward API. `kdoctor worker --node` overrides it.",
+    )
+    agent_port: int = _field(
+        "KDOCTOR_AGENT_PORT",
+        5710,
+        "TCP port of the agent server other nodes probe. 0 picks a free port (several workers on one "
+        "machine); the chosen port is published in the registry.",
+    )
+    agent_addresses: str = _field(
+        "KDOCTOR_AGENT_ADDRESSES",
+        "",
+        "Comma-separated addresses the agent listens on and advertises (IPv4 and IPv6). Empty: every "
+        "global address of the machine, or 127.0.0.1 and ::1 when there is none.",
+    )
+    node_labels: str = _field(
+        "KDOCTOR_NODE_LABELS", "", "Comma-separated `key=value` labels advertised for this node."
+    )
+    heartbeat_seconds: float = _field(
+        "KDOCTOR_HEARTBEAT_SECONDS",
+        5.0,
+        "How often a worker refreshes its registry entry. 5 s keeps 1,000 nodes at 200 small writes/s.",
+        "s",
+    )
+    node_timeout_seconds: float = _field(
+        "KDOCTOR_NODE_TIMEOUT_SECONDS",
+        15.0,
+        "A node whose last heartbeat is older than this is not live: it is reported `missing` and "
+        "nothing is published to its queue. Three missed heartbeats, so one slow write is tolerated.",
+        "s",
+    )
+    node_forget_seconds: float = _field(
+        "KDOCTOR_NODE_FORGET_SECONDS",
+        86400.0,
+        "A registry node silent for longer than this is no longer expected (a node removed from the "
+        "cluster stops being reported `missing` after a day).",
+        "s",
+    )
+    round_grace_seconds: float = _field(
+        "KDOCTOR_ROUND_GRACE_SECONDS",
+        10.0,
+        "Added to duration + per-request timeout to give each round its deadline: time for a probe "
+        "to be picked up, to drain and to report. Bounded by the spec's `roundTimeoutMinute`.",
+        "s",
+    )
+    start_lead_seconds: float = _field(
+        "KDOCTOR_START_LEAD_SECONDS",
+        1.0,
+        "Pressure starts this long after planning (plus 2 ms per node), so that every node has "
+        "received its task and all start at the same wall-clock instant.",
+        "s",
+    )
+    report_retention_days: float = _field(
+        "KDOCTOR_REPORT_RETENTION_DAYS", 30.0, "Reports older than this are deleted from Redis.", "days"
+    )
+    coordinator_timeout_seconds: float = _field(
+        "KDOCTOR_COORDINATOR_TIMEOUT_SECONDS",
+        20.0,
+        "`submit` refuses to enqueue when no coordinator has sent a heartbeat for this long, "
+        "instead of leaving a job queued that nobody plans.",
+        "s",
+    )
+    data_dir: str = _field(
+        "KDOCTOR_DATA_DIR",
+        "/var/lib/kdoctor",
+        "The only directory under which a worker may write (DiskIO test files).",
+    )
+    inventory: str = _field(
+        "KDOCTOR_INVENTORY",
+        "",
+        "Path of a static inventory YAML (expected nodes, Service and Ingress addresses). Empty: "
+        "the live worker registry is the inventory.",
+    )
+    log_level: str = _field("KDOCTOR_LOG_LEVEL", "WARNING", "Log level of kdoctor processes.")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read every field from its ``KDOCTOR_*`` variable; keyword arguments win over the environment."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            raw = env.get(f.metadata["env"])
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _convert(f.metadata["env"], raw, type(f.default))
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    @classmethod
+    def describe(cls) -> list[Setting]:
+        """Every setting with its variable, default, unit and documentation."""
+        return [
+            Setting(f.name, f.metadata["env"], f.default, f.metadata["unit"], f.metadata["doc"])
+            for f in dataclasses.fields(cls)
+        ]
+
+    def as_env(self) -> dict[str, str]:
+        """The settings as environment variables, to hand them to a child process."""
+        return {
+            f.metadata["env"]: str(getattr(self, f.name))
+            for f in dataclasses.fields(self)
+            if getattr(self, f.name) != ""
+        }
+
+
+def _convert(env: str, raw: str, kind: type) -> Any:
+    try:
+        if kind is int:
+            return int(raw)
+        if kind is float:
+            return float(raw)
+    except ValueError:
+        raise ValueError(f"{env}={raw!r} is not a valid {kind.__name__}") from None
+    return raw

@@ -1,0 +1,45 @@
+"""``NetReach``: from every node, HTTP to every other node's agent over each path.
+
+Fields and defaults are kdoctor's. ``multusInterface`` and ``enableLatencyMetric`` are accepted
+for compatibility: Multus interfaces are not probed (a warning says so), and latency
+percentiles are always measured, so the flag changes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from kdoctor.specs.common import DocumentBase, Expect, Model, Request, SpecBase
+
+
+class NetReachTarget(Model):
+    """Which paths to every agent are probed: kdoctor's ``spec.target`` of NetReach."""
+
+    endpoint: bool = Field(default=True, description="Every agent's own address (pod IP).")
+    cluster_ip: bool = Field(default=True, alias="clusterIP", description="The agent Service ClusterIP.")
+    node_port: bool = Field(default=True, description="The agent Service NodePort on every node.")
+    load_balancer: bool = Field(default=False, description="The agent Service LoadBalancer address.")
+    ingress: bool = Field(default=False, description="The agent Ingress.")
+    multus_interface: bool = Field(default=False, description="Accepted; Multus is not probed.")
+    ipv4: bool = Field(default=True, description="Probe IPv4 addresses.")
+    ipv6: bool = Field(default=False, description="Probe IPv6 addresses.")
+    enable_latency_metric: bool = Field(
+        default=False, description="Accepted; percentiles are always measured (HDR histogram)."
+    )
+
+
+class NetReachSpec(SpecBase):
+    """``spec`` of a NetReach."""
+
+    request: Request = Field(default_factory=lambda: Request(qps=10, duration_in_second=2))
+    target: NetReachTarget = Field(default_factory=NetReachTarget)
+    expect: Expect = Field(default_factory=Expect)
+
+
+class NetReach(DocumentBase):
+    """A NetReach task file."""
+
+    kind: Literal["NetReach"]
+    spec: NetReachSpec = Field(default_factory=NetReachSpec)

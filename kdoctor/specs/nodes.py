@@ -1,0 +1,38 @@
+"""Nodes as the inventory knows them: identity, addresses, liveness."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from kdoctor.specs.results import ResultModel
+
+NodeState = Literal["live", "stale", "stopped"]
+
+
+class NodeInfo(ResultModel):
+    """One node's registry entry, written by its worker and refreshed by heartbeats."""
+
+    name: str
+    ipv4: list[str] = Field(default_factory=list)
+    ipv6: list[str] = Field(default_factory=list)
+    agent_port: int = 0
+    labels: dict[str, str] = Field(default_factory=dict)
+    hostname: str = ""
+    pid: int = 0
+    version: str = ""
+    started: float = 0.0
+    last_heartbeat: float = 0.0
+    stopped: float | None = Field(default=None, description="When the worker stopped cleanly.")
+
+    def state(self, now: float, timeout: float) -> NodeState:
+        """``live`` (heartbeat within ``timeout``), ``stopped`` (said goodbye) or ``stale``."""
+        if self.stopped is not None:
+            return "stopped"
+        return "live" if now - self.last_heartbeat <= timeout else "stale"
+
+    @property
+    def addresses(self) -> list[str]:
+        """Every advertised address, IPv4 first."""
+        return [*self.ipv4, *self.ipv6]

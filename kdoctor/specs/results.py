@@ -1,0 +1,126 @@
+"""What probes return and what reports hold: the result and report wire format (JSON, camelCase).
+
+The report format is a contract: fields are only added, never renamed or removed, within one
+``reportVersion``. Status and verdict vocabularies are closed sets (``Literal``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+REPORT_VERSION = 1
+
+Verdict = Literal["passed", "failed"]
+NodeStatus = Literal["passed", "failed", "missing", "timeout", "error"]
+
+
+class ResultModel(BaseModel):
+    """Base of result models: camelCase on the wire; unknown fields ignored so that an older
+    reader can read a newer worker's result."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready data with camelCase keys."""
+        return self.model_dump(mode="json", by_alias=True)
+
+
+class LatencyMs(ResultModel):
+    """Latency figures in milliseconds, at microsecond resolution; ``None`` without samples."""
+
+    count: int = 0
+    min: float | None = None
+    mean: float | None = None
+    p50: float | None = None
+    p90: float | None = None
+    p95: float | None = None
+    p99: float | None = None
+    p999: float | None = None
+    max: float | None = None
+
+
+class GeneratorStats(ResultModel):
+    """How the load generator itself fared, so a slow client is never blamed on the server."""
+
+    cpu_seconds: float = 0.0
+    cpu_percent: float = Field(default=0.0, description="Of one core, over the pressure window.")
+    send_lag_p99_ms: float | None = Field(default=None, description="Sent minus due time, p99.")
+    saturated: bool = False
+    reason: str = ""
+
+
+class TargetResult(ResultModel):
+    """One target as seen from one node."""
+
+    name: str
+    kind: str = Field(description="Target kind: endpoint, clusterIP, nodePort, url, dns, ...")
+    url: str
+    destination: str | None = Field(default=None, description="Destination node, when a node is probed.")
+    family: Literal[4, 6] | None = None
+    requests: int = Field(default=0, description="Requests sent.")
+    successes: int = 0
+    success_rate: float = 0.0
+    intended_qps: float = 0.0
+    achieved_qps: float = 0.0
+    late: int = Field(default=0, description="Sent later than the lateness threshold after due.")
+    unsent: int = Field(default=0, description="Could not be sent within the bounded lateness.")
+    latency_ms: LatencyMs = Field(default_factory=LatencyMs)
+    status_codes: dict[str, int] = Field(default_factory=dict)
+    errors: dict[str, int] = Field(default_factory=dict)
+    bytes: int = 0
+    histogram: str = Field(default="", description="Base64 HDR histogram of latency in µs.")
+    verdict: Verdict = "failed"
+    reason: str = ""
+
+
+class NodeResult(ResultModel):
+    """Everything one node reports for one round."""
+
+    node: str
+    status: NodeStatus
+    reason: str = ""
+    started: datetime | None = None
+    finished: datetime | None = None
+    targets: list[TargetResult] = Field(default_factory=list)
+    generator: GeneratorStats | None = None
+    warnings: list[str] = Field(default_factory=list)
+
+
+class TaskRef(ResultModel):
+    """Which task a report belongs to."""
+
+    kind: str
+    name: str
+
+
+class Summary(ResultModel):
+    """Round-wide totals: node counts per status and request totals over all nodes and targets."""
+
+    nodes: dict[str, int] = Field(default_factory=dict)
+    requests: int = 0
+    successes: int = 0
+    success_rate: float | None = None
+    latency_ms: LatencyMs = Field(default_factory=LatencyMs)
+
+
+class Report(ResultModel):
+    """The report of one round (``reportVersion`` 1)."""
+
+    report_version: int = REPORT_VERSION
+    id: str
+    job: str
+    task: TaskRef
+    round: int
+    verdict: Verdict
+    reasons: list[str] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+    started: datetime
+    finished: datetime
+    deadline: datetime
+    spec: dict[str, Any]
+    nodes: dict[str, NodeResult]
+    summary: Summary = Field(default_factory=Summary)

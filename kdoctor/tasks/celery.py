@@ -1,0 +1,58 @@
+"""The Celery app factory: JSON only, explicit queues, settings for long probes on many nodes."""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from kdoctor.connections import celery_ssl_options
+from kdoctor.settings import Settings
+from kdoctor.workers.queues import COORDINATOR_QUEUE
+
+PLAN = "kdoctor.plan"
+PROBE = "kdoctor.probe"
+FINALIZE = "kdoctor.finalize"
+
+
+def create_app(settings: Settings) -> Celery:
+    """A Celery app talking to ``settings.broker_url``; tasks are registered separately."""
+    app = Celery("kdoctor", broker=settings.broker_url, backend=settings.broker_url, set_as_current=False)
+    retention = int(settings.report_retention_days * 86400)
+    transport = {
+        # Above the longest round: a probe message is never redelivered while it runs.
+        "visibility_timeout": 6 * 3600,
+        "socket_timeout": 30,
+        "socket_connect_timeout": 10,
+        "socket_keepalive": True,
+        "retry_on_timeout": True,
+        "health_check_interval": 25,
+    }
+    app.conf.update(
+        # JSON only: a pickle payload from anyone who can write to Redis would be code execution.
+        task_serializer="json",
+        result_serializer="json",
+        event_serializer="json",
+        accept_content=["json"],
+        result_accept_content=["json"],
+        task_default_queue=COORDINATOR_QUEUE,
+        task_routes={PLAN: {"queue": COORDINATOR_QUEUE}, FINALIZE: {"queue": COORDINATOR_QUEUE}},
+        # Probes are bound to a deadline: a redelivered probe would measure the wrong moment.
+        task_acks_late=False,
+        task_reject_on_worker_lost=False,
+        worker_prefetch_multiplier=1,
+        worker_cancel_long_running_tasks_on_connection_loss=True,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options=transport,
+        result_backend_transport_options=transport,
+        result_backend_always_retry=True,
+        redis_backend_health_check_interval=25,
+        result_expires=min(retention, 7 * 86400),
+        enable_utc=True,
+        timezone="UTC",
+        worker_hijack_root_logger=False,
+        worker_redirect_stdouts=False,
+    )
+    ssl_options = celery_ssl_options(settings)
+    if ssl_options is not None:
+        app.conf.broker_use_ssl = ssl_options
+        app.conf.redis_backend_use_ssl = ssl_options
+    return app

@@ -1,0 +1,1 @@
+"""Node-side processes: worker entry, node identity, queue names, agent server, heartbeats."""

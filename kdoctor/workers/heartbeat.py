@@ -1,0 +1,46 @@
+"""A background thread that runs a beat function every interval until stopped.
+
+Failures (Redis restarting, a network blip) are logged and retried on the next beat: a worker
+must keep probing through a broker hiccup, and its registry entry comes back with the next beat.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+log = logging.getLogger(__name__)
+
+
+class Heartbeat:
+    """Calls ``beat`` now and every ``interval`` seconds in a daemon thread."""
+
+    def __init__(self, beat: Callable[[], None], interval: float, name: str) -> None:
+        self._beat = beat
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+        self._failing = False
+
+    def start(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._beat()
+                if self._failing:
+                    log.warning("%s: heartbeat recovered", self._thread.name)
+                self._failing = False
+            except Exception as exc:  # keep beating whatever a single beat hit
+                if not self._failing:
+                    log.warning("%s: heartbeat failed (%s); retrying every %.1f s",
+                                self._thread.name, exc, self._interval)
+                self._failing = True
+            self._stop.wait(self._interval)

@@ -1,0 +1,109 @@
+"""``kdoctor worker``: one node's Celery worker, its agent server and its registry entry.
+
+The process tree of a node::
+
+    kdoctor worker --node N          Celery main process: consumes kdoctor.node.N only
+    ├── agent server                 own process: answers other nodes' NetReach requests
+    └── pool child(ren)              run probes; die with the main process
+
+The registry entry is written once the agent listens (so no node is probed before it can
+answer), refreshed by a heartbeat thread, and marked stopped on a clean exit.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+
+from kdoctor import __version__
+from kdoctor.connections import ping, redis_client
+from kdoctor.errors import SetupError
+from kdoctor.inventory import registry
+from kdoctor.settings import Settings
+from kdoctor.specs.nodes import NodeInfo
+from kdoctor.workers import agent, identity
+from kdoctor.workers.heartbeat import Heartbeat
+from kdoctor.workers.queues import check_node_name, node_queue, worker_hostname
+
+log = logging.getLogger(__name__)
+
+AGENT_START_TIMEOUT = 20.0
+
+
+@dataclass
+class WorkerOptions:
+    """What ``kdoctor worker`` was asked to do."""
+
+    node: str
+    agent_port: int
+    addresses: list[str] = field(default_factory=list)
+    labels: dict[str, str] = field(default_factory=dict)
+    concurrency: int = 2
+
+
+def start_agent(node: str, addresses: list[str], port: int) -> tuple[multiprocessing.process.BaseProcess, int]:
+    """Start the agent server process and wait until it listens; returns it and its port."""
+    ctx = multiprocessing.get_context("spawn")
+    parent_end, child_end = ctx.Pipe(duplex=False)
+    process = ctx.Process(target=agent.serve, args=(node, addresses, port, child_end),
+                          name=f"kdoctor-agent-{node}", daemon=True)
+    process.start()
+    child_end.close()
+    if not parent_end.poll(AGENT_START_TIMEOUT):
+        process.kill()
+        raise SetupError(f"the agent server did not start within {AGENT_START_TIMEOUT:g} s")
+    status, value = parent_end.recv()
+    if status != "ready":
+        process.join(5)
+        raise SetupError(str(value))
+    return process, int(value)
+
+
+def run_worker(settings: Settings, options: WorkerOptions) -> int:
+    """Run a node's worker until it is stopped; returns the process exit code."""
+    node = check_node_name(options.node)
+    addresses = options.addresses or identity.detect_addresses()
+    ipv4, ipv6 = identity.split_families(addresses)
+    client = redis_client(settings)
+    ping(client, settings)
+    os.environ.update(settings.as_env())  # the Celery app and pool children read the environment
+    os.environ["KDOCTOR_NODE_NAME"] = node  # pool children read it to refuse misrouted work
+    agent_process, port = start_agent(node, addresses, options.agent_port)
+    info = NodeInfo(
+        name=node, ipv4=ipv4, ipv6=ipv6, agent_port=port, labels=options.labels,
+        hostname=socket.gethostname(), pid=os.getpid(), version=__version__, started=time.time(),
+    )
+
+    def beat() -> None:
+        registry.register(client, info.model_copy(update={"last_heartbeat": time.time()}))
+
+    heartbeat = Heartbeat(beat, settings.heartbeat_seconds, f"heartbeat-{node}").start()
+    log.warning("node %s: agent on %s port %d, consuming %s", node, addresses, port, node_queue(node))
+    try:
+        from kdoctor.tasks.worker_app import app
+
+        code = app.start(argv=[
+            "worker",
+            "--hostname", worker_hostname(node),
+            "--queues", node_queue(node),
+            "--pool", "prefork",
+            "--concurrency", str(options.concurrency),
+            "--optimization", "fair",
+            "--prefetch-multiplier", "1",
+            "--without-gossip",
+            "--without-mingle",
+            "--loglevel", settings.log_level,
+        ])
+    finally:
+        heartbeat.stop()
+        try:
+            registry.goodbye(client, info.model_copy(update={"last_heartbeat": time.time()}))
+        except Exception as exc:  # the broker may be what is going away
+            log.warning("could not mark node %s stopped: %s", node, exc)
+        agent_process.terminate()
+        agent_process.join(5)
+    return int(code or 0)

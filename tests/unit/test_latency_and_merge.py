@@ -1,0 +1,97 @@
+"""Histograms merge exactly; reports take merged percentiles, list every node once, and judge."""
+
+from __future__ import annotations
+
+import random
+
+from kdoctor.probes.judge import judge_target, node_verdict
+from kdoctor.reports.merge import build_report
+from kdoctor.reports.rounds import RoundState
+from kdoctor.specs.common import Expect
+from kdoctor.specs.latency import Latency
+from kdoctor.specs.results import LatencyMs, NodeResult, TargetResult
+
+
+def _latency(samples: list[float]) -> Latency:
+    rec = Latency()
+    for s in samples:
+        rec.record(s)
+    return rec
+
+
+def test_merged_histogram_equals_recording_everything_together() -> None:
+    rng = random.Random(7)
+    fast = [rng.uniform(0.0001, 0.001) for _ in range(5000)]
+    slow = [rng.uniform(0.1, 0.2) for _ in range(100)]
+    together = _latency(fast + slow).summary()
+    merged = Latency.decode(_latency(fast).encode(), _latency(fast).summary())
+    other = _latency(slow)
+    merged.merge(Latency.decode(other.encode(), other.summary()))
+    got = merged.summary()
+    assert got.count == together.count == 5100
+    assert got.p99 == together.p99 and got.p50 == together.p50
+    assert got.min == together.min and got.max == together.max
+    # Averaging the two p99s would have said ~100 ms; the merged truth is the slow tail.
+    assert got.p99 is not None and got.p99 > 100
+
+
+def test_percentiles_are_ordered_and_microsecond_resolution() -> None:
+    s = _latency([0.000123, 0.000456, 0.000789]).summary()
+    assert s.min == 0.123 and s.max == 0.789
+    assert s.min <= s.p50 <= s.p99 <= s.max  # type: ignore[operator]
+
+
+def _target(**kw: object) -> TargetResult:
+    base: dict[str, object] = {"name": "t", "kind": "endpoint", "url": "http://x", "requests": 100,
+                               "successes": 100, "success_rate": 1.0}
+    base.update(kw)
+    return TargetResult.model_validate(base)
+
+
+def test_judge_names_every_failed_condition() -> None:
+    expect = Expect(success_rate=0.99, mean_access_delay_in_ms=10, p99_access_delay_in_ms=50)
+    assert judge_target(_target(latency_ms=LatencyMs(count=1, mean=1, p99=2)), expect) == ("passed", "")
+    verdict, reason = judge_target(
+        _target(successes=90, success_rate=0.9, unsent=3, latency_ms=LatencyMs(count=1, mean=20, p99=80)),
+        expect)
+    assert verdict == "failed"
+    for part in ("success rate 0.9 < 0.99", "mean latency 20.000 ms > 10 ms", "p99 latency 80.000 ms > 50 ms",
+                 "3 request(s) could not be sent"):
+        assert part in reason
+    assert judge_target(_target(requests=0, successes=0, success_rate=0.0), expect)[0] == "failed"
+
+
+def test_node_verdict_lists_failed_targets() -> None:
+    ok = _target(verdict="passed")
+    bad = _target(name="endpoint/ipv4/node-3", verdict="failed", reason="success rate 0 < 1")
+    assert node_verdict([ok]) == ("passed", "")
+    verdict, reason = node_verdict([ok, bad])
+    assert verdict == "failed" and "1 of 2" in reason and "endpoint/ipv4/node-3" in reason
+
+
+def test_report_lists_each_expected_node_once_with_the_right_status() -> None:
+    state = RoundState(round_id="j-r1", job="j", round=1, kind="NetReach", name="n", spec={},
+                       expected=["a", "b", "c", "d"], published=["a", "b", "c"],
+                       missing={"d": "worker stopped"}, planned=1.0, start_at=2.0, deadline=10.0)
+    lat = _latency([0.001, 0.002])
+    results = {
+        "a": NodeResult(node="a", status="passed", targets=[_target(
+            verdict="passed", histogram=lat.encode(), latency_ms=lat.summary())]),
+        "b": NodeResult(node="b", status="failed", reason="1 of 1 target(s) failed"),
+    }
+    report = build_report(state, results)
+    assert list(report.nodes) == ["a", "b", "c", "d"]
+    assert [n.status for n in report.nodes.values()] == ["passed", "failed", "timeout", "missing"]
+    assert report.verdict == "failed"
+    assert any(r.startswith("c: timeout") for r in report.reasons)
+    assert any("d: missing: worker stopped" in r for r in report.reasons)
+    assert report.summary.nodes == {"failed": 1, "missing": 1, "passed": 1, "timeout": 1}
+    assert report.summary.latency_ms.count == 2
+
+
+def test_all_passed_is_passed_and_empty_is_failed() -> None:
+    state = RoundState(round_id="j-r1", job="j", round=1, kind="NetReach", name="n", spec={},
+                       expected=["a"], published=["a"], planned=1.0, start_at=1.0, deadline=2.0)
+    assert build_report(state, {"a": NodeResult(node="a", status="passed")}).verdict == "passed"
+    empty = build_report(state.model_copy(update={"expected": []}), {})
+    assert empty.verdict == "failed" and "no node is known" in empty.reasons[0]
