@@ -8,7 +8,7 @@ GIL with it.
 ``GET /``                ``{"node": ..., "ok": true}``: what NetReach requests
 ``GET /?delay=MS``       the same after MS milliseconds (reproduces a slow node)
 ``GET /healthz``         ``ok``
-``GET /kdoctor/stats``   requests served since start, in total and per client address
+``GET /kdoctor/stats``   probe requests served since start, in total and per client address
 any other method         answered like GET (so kdoctor's POST/PUT/... tests work against it)
 =======================  ===================================================================
 
@@ -86,14 +86,15 @@ class _AgentProtocol(asyncio.Protocol):
     def on_message_complete(self) -> None:
         url, self.url = self.url, b""
         keep = self.parser.should_keep_alive()
-        self.stats.requests += 1
-        self.stats.by_peer[self.peer] += 1
         path = url.split(b"?", 1)[0]
         if path == b"/healthz":
             self._write(200, b"ok\n", keep)
         elif path == b"/kdoctor/stats":
             self._write(200, self.stats.body(), keep)
         else:
+            # Only probe traffic is counted, so the counts compare exactly with what probes sent.
+            self.stats.requests += 1
+            self.stats.by_peer[self.peer] += 1
             delay = self.delay + _delay_of(url)
             if delay > 0:
                 asyncio.get_running_loop().call_later(delay, self._write, 200, self.ok_body, keep)

@@ -23,13 +23,19 @@ class Heartbeat:
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._failing = False
 
+    @property
+    def started(self) -> bool:
+        return self._thread.ident is not None
+
     def start(self) -> Heartbeat:
-        self._thread.start()
+        if not self.started:
+            self._thread.start()
         return self
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=5)
+        if self.started:
+            self._thread.join(timeout=5)
 
     def _loop(self) -> None:
         while not self._stop.is_set():

@@ -6,8 +6,9 @@ The process tree of a node::
     ├── agent server                 own process: answers other nodes' NetReach requests
     └── pool child(ren)              run probes; die with the main process
 
-The registry entry is written once the agent listens (so no node is probed before it can
-answer), refreshed by a heartbeat thread, and marked stopped on a clean exit.
+The registry entry is first written when Celery reports the worker ready, that is once the agent
+listens and the node queue is consumed (so no node is expected to answer before it can), then
+refreshed by a heartbeat thread, and marked stopped as soon as a shutdown begins.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import signal
 import socket
 import time
 from dataclasses import dataclass, field
@@ -81,11 +83,26 @@ def run_worker(settings: Settings, options: WorkerOptions) -> int:
     def beat() -> None:
         registry.register(client, info.model_copy(update={"last_heartbeat": time.time()}))
 
-    heartbeat = Heartbeat(beat, settings.heartbeat_seconds, f"heartbeat-{node}").start()
-    log.warning("node %s: agent on %s port %d, consuming %s", node, addresses, port, node_queue(node))
+    heartbeat = Heartbeat(beat, settings.heartbeat_seconds, f"heartbeat-{node}")
+
+    def ready(**_: object) -> None:
+        heartbeat.start()
+        log.warning("node %s: agent on %s port %d, consuming %s", node, addresses, port, node_queue(node))
+
+    def shutting_down(**_: object) -> None:
+        # Say goodbye before draining, so no new round publishes to a node on its way out.
+        heartbeat.stop()
+        registry.goodbye(client, info.model_copy(update={"last_heartbeat": time.time()}))
+
+    # Until Celery installs its own handler, SIGTERM must still unwind through `finally`.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
+        from celery.signals import worker_ready, worker_shutting_down
+
         from kdoctor.tasks.worker_app import app
 
+        worker_ready.connect(ready, weak=False)
+        worker_shutting_down.connect(shutting_down, weak=False)
         code = app.start(argv=[
             "worker",
             "--hostname", worker_hostname(node),
@@ -99,7 +116,8 @@ def run_worker(settings: Settings, options: WorkerOptions) -> int:
             "--loglevel", settings.log_level,
         ])
     finally:
-        heartbeat.stop()
+        if heartbeat.started:
+            heartbeat.stop()
         try:
             registry.goodbye(client, info.model_copy(update={"last_heartbeat": time.time()}))
         except Exception as exc:  # the broker may be what is going away
@@ -107,3 +125,7 @@ def run_worker(settings: Settings, options: WorkerOptions) -> int:
         agent_process.terminate()
         agent_process.join(5)
     return int(code or 0)
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
