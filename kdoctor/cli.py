@@ -211,6 +211,68 @@ def nodes(ctx: click.Context, output: str) -> None:
 
 
 @cli.command()
+@click.pass_context
+def beat(ctx: click.Context) -> None:
+    """Run celery beat: fires the rounds of installed schedules (one active beat; others stand by)."""
+    from kdoctor.workers.beat import run_beat
+
+    sys.exit(run_beat(_settings(ctx)))
+
+
+@cli.group()
+def schedule() -> None:
+    """Add, list and remove scheduled inspections (spec.schedule, fired by `kdoctor beat`)."""
+
+
+@schedule.command(name="add")
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.pass_context
+def schedule_add(ctx: click.Context, spec: str) -> None:
+    """Install SPEC's schedule; prints the job id (reports are <job>-r<round>)."""
+    from kdoctor.api import Client
+
+    with Client(settings=_settings(ctx)) as client:
+        job = client.schedule(spec, source="cli")
+    click.echo(job)
+
+
+@schedule.command(name="list")
+@click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.pass_context
+def schedule_list(ctx: click.Context, output: str) -> None:
+    """List installed schedules, soonest first."""
+    from rich.table import Table
+
+    from kdoctor.api import Client
+
+    with Client(settings=_settings(ctx)) as client:
+        found = client.schedules()
+    if output == "json":
+        click.echo(json.dumps([s.to_json() for s in found], indent=2))
+        return
+    table = Table(header_style="bold")
+    for col in ("job", "kind", "name", "schedule", "rounds", "fired", "next (UTC)"):
+        table.add_column(col)
+    for s in found:
+        table.add_row(s.job, s.kind, s.name, s.schedule, "forever" if s.rounds == -1 else str(s.rounds),
+                      str(s.fired), f"{s.next_at:%Y-%m-%d %H:%M:%S}" if s.next_at else "-")
+    out_console.print(table)
+
+
+@schedule.command(name="rm")
+@click.argument("job")
+@click.pass_context
+def schedule_rm(ctx: click.Context, job: str) -> None:
+    """Remove the schedule of JOB (its reports are kept)."""
+    from kdoctor.api import Client
+
+    with Client(settings=_settings(ctx)) as client:
+        if not client.unschedule(job):
+            raise click.UsageError(f"no schedule for job {job!r} (see `kdoctor schedule list`)")
+    click.echo(f"removed schedule {job}")
+
+
+@cli.command()
 @click.option("--nodes", "node_count", type=click.IntRange(2, 16), default=3, show_default=True,
               help="How many local workers (nodes) to start.")
 @click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True)

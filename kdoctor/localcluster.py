@@ -115,6 +115,9 @@ class LocalCluster:
     def start_coordinator(self) -> None:
         self._spawn("coordinator", ["coordinator"])
 
+    def start_beat(self, name: str = "beat") -> None:
+        self._spawn(name, ["beat"])
+
     def start_worker(self, node: str, *, addresses: Sequence[str] = ("127.0.0.1",),
                      extra_env: dict[str, str] | None = None) -> None:
         args = ["worker", "--node", node, "--agent-port", "0"]

@@ -169,6 +169,37 @@ class Client:
             raise BrokerUnavailable(f"could not enqueue job {job_id}: {exc}") from exc
         return Job(self, job_id, model)
 
+    def schedule(self, spec: SpecModel | dict[str, Any] | str | Path, *, source: str = "api") -> str:
+        """Validate ``spec`` and install its ``spec.schedule`` (rounds fired by ``kdoctor beat``).
+
+        Returns the job id; every round's report is ``<job>-r<n>``. Raises like :meth:`submit`.
+        """
+        from kdoctor.tasks import schedules
+
+        model = load_spec(spec)
+        kinds.get(model.kind)
+        self.check_ready()
+        job = rounds.Job(job=rounds.new_job_id(model.name), kind=model.kind, name=model.name,
+                         spec=spec_json(model), submitted=time.time(), source=source)
+        # A schedule may run for a long time: its job record outlives the report retention.
+        rounds.save_job(self.redis, job, max(int(self.settings.report_retention_days * 86400), 400 * 86400))
+        schedules.add(self.app, self.redis, job, model)
+        return job.job
+
+    def schedules(self) -> list[Any]:
+        """Installed schedules (``ScheduleInfo``), soonest first."""
+        from kdoctor.tasks import schedules
+
+        ping(self.redis, self.settings)
+        return schedules.list_all(self.app, self.redis)
+
+    def unschedule(self, job_id: str) -> bool:
+        """Remove a schedule; ``False`` if there was none. Reports already written are kept."""
+        from kdoctor.tasks import schedules
+
+        ping(self.redis, self.settings)
+        return schedules.remove(self.app, self.redis, job_id)
+
     def check_ready(self) -> None:
         """Raise unless Redis answers and a coordinator is alive."""
         ping(self.redis, self.settings)

@@ -11,6 +11,9 @@ from kdoctor.workers.queues import COORDINATOR_QUEUE
 PLAN = "kdoctor.plan"
 PROBE = "kdoctor.probe"
 FINALIZE = "kdoctor.finalize"
+FIRE = "kdoctor.fire"
+
+BEAT_KEY_PREFIX = "kdoctor:beat:"
 
 
 def create_app(settings: Settings) -> Celery:
@@ -34,7 +37,7 @@ def create_app(settings: Settings) -> Celery:
         accept_content=["json"],
         result_accept_content=["json"],
         task_default_queue=COORDINATOR_QUEUE,
-        task_routes={PLAN: {"queue": COORDINATOR_QUEUE}, FINALIZE: {"queue": COORDINATOR_QUEUE}},
+        task_routes={name: {"queue": COORDINATOR_QUEUE} for name in (PLAN, FINALIZE, FIRE)},
         # Probes are bound to a deadline: a redelivered probe would measure the wrong moment.
         task_acks_late=False,
         task_reject_on_worker_lost=False,
@@ -50,9 +53,20 @@ def create_app(settings: Settings) -> Celery:
         timezone="UTC",
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,
+        # Schedules: celery beat with redbeat, entries in Redis under our own prefix.
+        beat_scheduler="redbeat.RedBeatScheduler",
+        redbeat_redis_url=settings.broker_url,
+        redbeat_redis_options={"retry_period": 60},
+        redbeat_key_prefix=BEAT_KEY_PREFIX,
+        redbeat_lock_key=BEAT_KEY_PREFIX + ":lock",
+        # Beat wakes at least once a second so a seconds schedule fires on time; its lock expires
+        # 10 s after a beat dies, when a standby beat takes over.
+        beat_max_loop_interval=1,
+        redbeat_lock_timeout=10,
     )
     ssl_options = celery_ssl_options(settings)
     if ssl_options is not None:
         app.conf.broker_use_ssl = ssl_options
         app.conf.redis_backend_use_ssl = ssl_options
+        app.conf.redbeat_redis_use_ssl = ssl_options
     return app

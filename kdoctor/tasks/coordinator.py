@@ -24,7 +24,8 @@ from kdoctor.reports.merge import build_report
 from kdoctor.settings import Settings
 from kdoctor.specs.loading import validate
 from kdoctor.specs.plan import Assignment
-from kdoctor.tasks.celery import FINALIZE, PLAN, PROBE
+from kdoctor.tasks import schedules
+from kdoctor.tasks.celery import FINALIZE, FIRE, PLAN, PROBE
 from kdoctor.workers.queues import COORDINATOR_QUEUE, node_queue
 
 log = logging.getLogger(__name__)
@@ -140,6 +141,18 @@ def register(app: Celery, client_factory: Any, settings: Settings) -> None:
             return plan_round(app, client, settings, job_id, number)
         except Exception as exc:
             # A job must end in a report even when it cannot be planned, or its waiter hangs.
+            log.exception("cannot plan round %d of %s", number, job_id)
+            return fail_round(client, settings, job_id, number, str(exc))
+
+    @app.task(name=FIRE)  # type: ignore[untyped-decorator]
+    def fire(job_id: str) -> str | None:
+        client = client_factory()
+        number = schedules.next_round(app, client, job_id)
+        if number is None:
+            return None
+        try:
+            return plan_round(app, client, settings, job_id, number)
+        except Exception as exc:
             log.exception("cannot plan round %d of %s", number, job_id)
             return fail_round(client, settings, job_id, number, str(exc))
 

@@ -1,0 +1,31 @@
+"""``kdoctor beat``: celery beat with the Redis-backed scheduler that fires scheduled rounds.
+
+Run one or more: only the beat holding the Redis lock fires; the others wait and take over
+within the lock timeout (10 s) if it dies.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+from kdoctor.connections import ping, redis_client
+from kdoctor.settings import Settings
+
+
+def run_beat(settings: Settings) -> int:
+    """Run beat until stopped; returns the exit code."""
+    os.environ.update(settings.as_env())
+    ping(redis_client(settings), settings)
+    from kdoctor.tasks.worker_app import app
+
+    # Beat wants a pid/schedule file location even though redbeat keeps its state in Redis.
+    workdir = tempfile.mkdtemp(prefix="kdoctor-beat-")
+    code = app.start(argv=[
+        "beat",
+        "--scheduler", "redbeat.RedBeatScheduler",
+        "--max-interval", "1",
+        "--schedule", os.path.join(workdir, "unused-schedule"),
+        "--loglevel", settings.log_level,
+    ])
+    return int(code or 0)
