@@ -47,14 +47,23 @@ class RedisServer:
         self.port = port or free_port()
         self.password = password
         self.dir = tempfile.mkdtemp(prefix="kdoctor-redis-")
-        args = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                "--dir", self.dir, "--databases", "64", "--maxclients", "10000",
-                "--logfile", os.path.join(self.dir, "redis.log"), *extra_args]
+        self.args = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                     "--dir", self.dir, "--databases", "64", "--maxclients", "10000",
+                     "--logfile", os.path.join(self.dir, "redis.log"), *extra_args]
         if password:
-            args += ["--requirepass", password]
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            self.args += ["--requirepass", password]
+        self._start()
+
+    def _start(self) -> None:
+        self.process = subprocess.Popen(self.args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                         start_new_session=True)
         self._wait_ready()
+
+    def restart(self) -> None:
+        """Stop the server (losing everything: no persistence) and start it again on the same port."""
+        self.process.kill()
+        self.process.wait()
+        self._start()
 
     def url(self, db: int = 0) -> str:
         auth = f":{self.password}@" if self.password else ""

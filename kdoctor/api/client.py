@@ -48,7 +48,8 @@ class Progress:
 
     phase: str
     """``queued`` (not planned yet), ``waiting`` (planned, before the start instant),
-    ``running``, ``finalizing`` (past the deadline) or ``done``."""
+    ``running``, ``finalizing`` (past the deadline), ``done``, or ``lost`` (Redis no longer knows
+    the job: it was restarted without persistence, or flushed)."""
     expected: int = 0
     published: int = 0
     results: int = 0
@@ -76,7 +77,7 @@ class Job:
             return Progress("done")
         state = rounds.load_round(r, self.round_id)
         if state is None:
-            return Progress("queued")
+            return Progress("queued" if rounds.load_job(r, self.id) is not None else "lost")
         now = time.time()
         phase = "waiting" if now < state.start_at else "running" if now < state.deadline else "finalizing"
         return Progress(phase, len(state.expected), len(state.published),
@@ -106,6 +107,9 @@ class Job:
                 last = Progress("queued" if last.phase == "queued" else last.phase)  # Redis restarting
             if on_progress is not None:
                 on_progress(last)
+            if last.phase == "lost":
+                raise WaitTimeout(f"job {self.id} is gone from Redis (restarted without persistence, or "
+                                  "flushed?): its report will never be written; submit it again")
             now = time.time()
             if limit is not None and time.monotonic() >= limit:
                 raise WaitTimeout(f"no report for {self.round_id} after {timeout:g} s (phase: {last.phase})")
