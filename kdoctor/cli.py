@@ -219,6 +219,19 @@ def beat(ctx: click.Context) -> None:
     sys.exit(run_beat(_settings(ctx)))
 
 
+@cli.command()
+@click.option("--basic-auth", envvar="KDOCTOR_FLOWER_BASIC_AUTH", default="", metavar="USER:PASSWORD",
+              help="Required: Flower never runs without authentication [env KDOCTOR_FLOWER_BASIC_AUTH].")
+@click.option("--address", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=5555, show_default=True)
+@click.pass_context
+def flower(ctx: click.Context, basic_auth: str, address: str, port: int) -> None:
+    """Run Flower (web monitoring of workers and tasks) behind basic authentication."""
+    from kdoctor.workers.flower import run_flower
+
+    sys.exit(run_flower(_settings(ctx), basic_auth, address, port))
+
+
 @cli.group()
 def schedule() -> None:
     """Add, list and remove scheduled inspections (spec.schedule, fired by `kdoctor beat`)."""
