@@ -18,83 +18,19 @@ a stale keep-alive socket     the request is retried once on a new connection wh
 from __future__ import annotations
 
 import asyncio
-import errno
-import socket
 import ssl
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
-from urllib.parse import urlsplit
 
 import httptools
+
+from kdoctor.probes.httpreq import Dialer, HttpTarget, classify_error, default_success
 
 if TYPE_CHECKING:
     from kdoctor.probes.pressure import Driver
 
 __all__ = ["Http1Pool", "HttpTarget", "classify_error", "default_success"]
-
-
-def default_success(code: int) -> bool:
-    """2xx and 3xx are successes (kdoctor counts any response, 5xx included)."""
-    return 200 <= code < 400
-
-
-@dataclass(frozen=True)
-class HttpTarget:
-    """One URL to call, with everything needed to encode the request once."""
-
-    url: str
-    method: str = "GET"
-    headers: tuple[tuple[str, str], ...] = ()
-    body: bytes = b""
-    host_header: str | None = None
-    """Overrides the Host header (e.g. an Ingress rule's host while connecting to its address)."""
-
-    @property
-    def parts(self) -> tuple[str, str, int, str]:
-        """scheme, host (without brackets), port, path-with-query."""
-        split = urlsplit(self.url)
-        scheme = split.scheme or "http"
-        host = split.hostname or ""
-        port = split.port or (443 if scheme == "https" else 80)
-        path = split.path or "/"
-        if split.query:
-            path += "?" + split.query
-        return scheme, host, port, path
-
-    def encode(self) -> bytes:
-        """The request as bytes on the wire."""
-        _, _host, _port, path = self.parts
-        authority = self.host_header or urlsplit(self.url).netloc
-        lines = [f"{self.method} {path} HTTP/1.1", f"Host: {authority}"]
-        names = {name.lower() for name, _ in self.headers}
-        if "user-agent" not in names:
-            lines.append("User-Agent: kdoctor")
-        lines += [f"{name}: {value}" for name, value in self.headers]
-        if self.body or self.method in ("POST", "PUT", "PATCH"):
-            lines.append(f"Content-Length: {len(self.body)}")
-        head = "\r\n".join(lines) + "\r\n\r\n"
-        return head.encode("latin-1") + self.body
-
-
-def classify_error(exc: BaseException) -> str:
-    """A short, stable error class for counting: refused, reset, timeout, tls, unreachable, ..."""
-    if isinstance(exc, ConnectionRefusedError):
-        return "refused"
-    if isinstance(exc, ConnectionResetError | BrokenPipeError):
-        return "reset"
-    if isinstance(exc, ssl.SSLError | ssl.CertificateError):
-        return "tls"
-    if isinstance(exc, socket.gaierror):
-        return "dns"
-    if isinstance(exc, TimeoutError):
-        return "timeout"
-    if isinstance(exc, OSError) and exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
-        return "unreachable"
-    if isinstance(exc, OSError) and exc.errno is not None:
-        return f"os:{errno.errorcode.get(exc.errno, exc.errno)}"
-    return type(exc).__name__
 
 
 class _Conn(asyncio.Protocol):
@@ -214,13 +150,7 @@ class Http1Pool:
         success: Callable[[int], bool] = default_success,
         connect_host: str | None = None,
     ) -> None:
-        scheme, host, port, _ = target.parts
-        self.host = connect_host or host
-        self.port = port
-        self.server_hostname = host if scheme == "https" else None
-        self.ssl = ssl_context if scheme == "https" else None
-        if scheme == "https" and self.ssl is None:
-            self.ssl = ssl.create_default_context()
+        self.dialer = Dialer(target, ssl_context, connect_host)
         self.payload = target.encode()
         self.head = target.method == "HEAD"
         self.timeout = timeout
@@ -305,11 +235,8 @@ class Http1Pool:
             self.idle.remove(conn)
 
     async def _connect(self, conn: _Conn) -> None:
-        loop = asyncio.get_running_loop()
         try:
-            await loop.create_connection(
-                lambda: conn, self.host, self.port, ssl=self.ssl, server_hostname=self.server_hostname
-            )
+            await self.dialer.dial(lambda: conn)
         except asyncio.CancelledError:
             conn._finish(False, "timeout", close=True)
             raise

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import resource
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from kdoctor.probes.judge import judge_target, node_verdict
 from kdoctor.probes.pressure import DriverStats, Pace
+from kdoctor.specs.common import Expect
 from kdoctor.specs.latency import Latency
 from kdoctor.specs.plan import PlannedTarget
-from kdoctor.specs.results import GeneratorStats, TargetResult
+from kdoctor.specs.results import GeneratorStats, NodeResult, TargetResult
 
 # A generator above this share of one core cannot be trusted to send on time (Python runs the
 # event loop on one core); nor can one whose p99 send lag exceeds SATURATED_LAG_MS.
@@ -38,6 +41,29 @@ def target_result(planned: PlannedTarget, stats: DriverStats, pace: Pace) -> Tar
         bytes=stats.bytes,
         histogram=stats.latency.encode(),
     )
+
+
+def node_result(
+    node: str,
+    measured: Sequence[tuple[PlannedTarget, DriverStats, Pace]],
+    expect: Expect,
+    monitor: GeneratorMonitor,
+    *,
+    warnings: Sequence[str] = (),
+) -> NodeResult:
+    """One node's result from its drivers' statistics: every target judged against ``expect``,
+    the node's verdict, and the generator's own health (CPU, send lag, tokens not sent)."""
+    results = []
+    unsent = 0
+    for planned, stats, pace in measured:
+        monitor.add_lag(stats)
+        unsent += stats.unsent
+        result = target_result(planned, stats, pace)
+        verdict, reason = judge_target(result, expect)
+        results.append(result.model_copy(update={"verdict": verdict, "reason": reason}))
+    status, why = node_verdict(results)
+    return NodeResult(node=node, status=status, reason=why, targets=results,
+                      generator=monitor.finish(unsent), warnings=list(warnings))
 
 
 @dataclass

@@ -17,13 +17,11 @@ know are not silently skipped: the plan carries a warning that names them.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Literal
 
 from kdoctor.probes.http1 import Http1Pool, HttpTarget
-from kdoctor.probes.judge import judge_target, node_verdict
-from kdoctor.probes.measure import GeneratorMonitor, target_result
-from kdoctor.probes.pressure import Driver, Pace
+from kdoctor.probes.measure import GeneratorMonitor, node_result
+from kdoctor.probes.pressure import Driver, Pace, run_all
 from kdoctor.specs.netreach import NetReach, NetReachTarget
 from kdoctor.specs.nodes import NodeInfo
 from kdoctor.specs.plan import Assignment, InventoryView, PlannedTarget
@@ -106,7 +104,7 @@ async def run(assignment: Assignment, spec: NetReach, t0: float, monitor: Genera
     """Press every planned target at once, starting at ``t0`` (a ``perf_counter`` instant)."""
     request = spec.spec.request
     planned = assignment.targets
-    drivers = []
+    paces, drivers = [], []
     for index, item in enumerate(planned):
         pace = Pace(
             qps=request.qps,
@@ -121,21 +119,8 @@ async def run(assignment: Assignment, spec: NetReach, t0: float, monitor: Genera
         )
         driver = Driver(pool, pace)
         pool.driver = driver
-        drivers.append((item, pace, pool, driver))
-    try:
-        all_stats = await asyncio.gather(*(driver.run(t0) for _, _, _, driver in drivers))
-    finally:
-        for _, _, pool, _ in drivers:
-            await pool.aclose()
-    results = []
-    unsent = 0
-    for (item, pace, _, _), stats in zip(drivers, all_stats, strict=True):
-        monitor.add_lag(stats)
-        unsent += stats.unsent
-        result = target_result(item, stats, pace)
-        verdict, reason = judge_target(result, spec.spec.expect)
-        results.append(result.model_copy(update={"verdict": verdict, "reason": reason}))
-    status, why = node_verdict(results)
-    return NodeResult(
-        node=assignment.node, status=status, reason=why, targets=results, generator=monitor.finish(unsent)
-    )
+        paces.append(pace)
+        drivers.append(driver)
+    all_stats = await run_all(drivers, t0)
+    return node_result(assignment.node, list(zip(planned, all_stats, paces, strict=True)),
+                       spec.spec.expect, monitor)

@@ -9,6 +9,14 @@ nothing wrong anywhere. Lateness up to ``TIMER_SLACK`` is therefore not charged 
 omission hides, is counted in full. The generator's own lateness is reported separately
 (``sendLagP99Ms``), and a request sent early is measured from its actual send.
 
+The scheduler wakes at most about once per ``TICK`` and then sends every token already due: a
+timer shorter than a millisecond is a busy loop on uvloop (it spins instead of sleeping), so at
+10 k QPS one wakeup sends about ten tokens instead of the loop waking ten thousand times a second.
+
+``Pace(qps=0)`` is closed-loop mode for maximum-throughput benchmarks (what wrk does): every slot
+of the client is kept busy for ``duration`` seconds and latency is measured from the actual send,
+since there is no schedule to be late against.
+
 Tokens that cannot be sent at once (no free connection or slot) wait in a FIFO backlog and are
 sent as soon as capacity frees, as long as they are no later than ``max_lateness``; beyond that
 they are counted as ``unsent`` and dropped, never burst later. Requests sent more than
@@ -26,19 +34,22 @@ import asyncio
 import contextlib
 import time
 from collections import Counter, deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from kdoctor.specs.latency import Latency
 
-__all__ = ["Client", "Driver", "DriverStats", "Pace"]
+__all__ = ["Client", "Driver", "DriverStats", "Pace", "run_all"]
 
 # A token within this much of its due time is sent now rather than sleeping for it: event-loop
 # timers have millisecond granularity (libuv rounds), so sleeping for less only spins.
 EARLY_WINDOW = 0.0002
-# Lateness a token may have without it being charged to the target: the event loop's timer
-# resolution (libuv rounds timers to whole milliseconds).
-TIMER_SLACK = 0.001
+# Lateness a token may have without it being charged to the target: one scheduler tick plus the
+# event loop's timer resolution (libuv rounds timers to whole milliseconds).
+TIMER_SLACK = 0.002
+# The scheduler sleeps at least this long between wakeups (s): shorter timers spin on uvloop.
+TICK = 0.001
 # Timeouts are enforced by a sweep at least this often (s); it bounds their precision.
 SWEEP_INTERVAL = 0.01
 
@@ -64,6 +75,7 @@ class Pace:
     """The schedule of one driver."""
 
     qps: float
+    """Tokens per second; 0 means closed loop: keep every slot busy for ``duration``."""
     duration: float
     timeout: float
     phase: float = 0.0
@@ -75,8 +87,15 @@ class Pace:
     """Requests sent more than this after their due time count as ``late`` (s)."""
 
     @property
+    def closed_loop(self) -> bool:
+        """Whether this is a closed-loop (maximum throughput) run."""
+        return self.qps <= 0
+
+    @property
     def total(self) -> int:
-        """Number of tokens: qps × duration, exactly."""
+        """Number of tokens: qps × duration, exactly (0 in closed-loop mode: not known ahead)."""
+        if self.closed_loop:
+            return 0
         return round(self.qps * self.duration)
 
     @property
@@ -101,17 +120,21 @@ class DriverStats:
     last_send: float = 0.0
     start: float = 0.0
     end: float = 0.0
+    window: float = 0.0
+    """The schedule window (s): ``duration``, stretched when the last send came after it."""
     latency: Latency = field(default_factory=Latency)
     lag: Latency = field(default_factory=Latency)
     codes: Counter[str] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
 
     def achieved_qps(self, qps: float) -> float:
-        """Sent requests per second over the sending window (qps exactly when every token went out
-        on time)."""
+        """Sent requests per second over the schedule window: ``qps`` exactly when every token
+        went out on time, less when tokens were dropped or sent after the window."""
         if self.sent == 0:
             return 0.0
-        window = self.last_send - self.start + 1.0 / qps
+        window = self.window
+        if window <= 0:  # stats not produced by Driver.run: fall back to the sending window
+            window = self.last_send - self.start + (1.0 / qps if qps > 0 else 0.0)
         return self.sent / window if window > 0 else 0.0
 
 
@@ -123,9 +146,11 @@ class Driver:
         self.pace = pace
         self.stats = DriverStats(intended=pace.total)
         self._backlog: deque[float] = deque()
-        self._interval = 1.0 / pace.qps
+        self._interval = 1.0 / pace.qps if pace.qps > 0 else 0.0
         self._next = 0
         self._drained = asyncio.Event()
+        self._refill = False
+        self._stop = 0.0
 
     def complete(self, due: float, sent: float, ok: bool, code: str | None, error: str | None,
                  nbytes: int) -> None:
@@ -143,7 +168,12 @@ class Driver:
         if ok:
             stats.successes += 1
         stats.bytes += nbytes
-        if self._backlog:
+        if self._refill:
+            if now < self._stop:
+                self._fill(now)
+            elif self.client.in_flight() == 0:
+                self._drained.set()
+        elif self._backlog:
             self._pump(now)
         elif self._finished_sending and self.client.in_flight() == 0:
             self._drained.set()
@@ -173,11 +203,47 @@ class Driver:
             if lag > self.pace.late_threshold:
                 stats.late += 1
 
+    def _fill(self, now: float) -> None:
+        """Closed loop: start requests until the client has no free slot."""
+        stats = self.stats
+        while self.client.try_send(now, now):
+            stats.sent += 1
+            if stats.sent == 1:
+                stats.first_send = now
+            stats.last_send = now
+
+    async def _run_closed(self, t0: float) -> DriverStats:
+        pace, stats = self.pace, self.stats
+        loop = asyncio.get_running_loop()
+        self._stop = t0 + pace.duration
+        delay = t0 - time.perf_counter()
+        if delay > 0:
+            await _sleep(loop, delay)
+        self._refill = True
+        self._fill(time.perf_counter())
+        while True:
+            now = time.perf_counter()
+            self.client.sweep(now)
+            if now >= self._stop and self.client.in_flight() == 0:
+                break
+            if now < self._stop and self.client.in_flight() == 0:
+                self._fill(now)  # every slot failed at once (e.g. refused): try again next tick
+            self._drained.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._drained.wait(), SWEEP_INTERVAL)
+        self._refill = False
+        stats.end = time.perf_counter()
+        stats.intended = stats.sent
+        stats.window = pace.duration
+        return stats
+
     async def run(self, t0: float) -> DriverStats:
         """Issue every token starting at ``t0`` (a ``time.perf_counter`` instant), then wait for
         the requests in flight to finish or time out."""
         pace, stats = self.pace, self.stats
         stats.start = t0
+        if pace.closed_loop:
+            return await self._run_closed(t0)
         total, interval, phase = pace.total, self._interval, pace.phase
         self._next = 0
         loop = asyncio.get_running_loop()
@@ -194,7 +260,7 @@ class Driver:
                 last_sweep = now
             if self._next < total:
                 wake = t0 + (self._next + phase) * interval
-                delay = min(wake - time.perf_counter(), SWEEP_INTERVAL)
+                delay = min(max(wake - time.perf_counter(), TICK), SWEEP_INTERVAL)
                 await _sleep(loop, delay)
         # Every token is issued or backlogged: keep pumping and sweeping until nothing is left.
         while self._backlog or self.client.in_flight():
@@ -207,7 +273,21 @@ class Driver:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._drained.wait(), SWEEP_INTERVAL)
         stats.end = time.perf_counter()
+        # The schedule spans exactly ``duration`` from the first token's due time; a last send
+        # after that stretches the window, so a generator that fell behind shows a lower rate.
+        first_due = t0 + phase * interval
+        stats.window = max(pace.duration, stats.last_send - first_due + interval)
         return stats
+
+
+async def run_all(drivers: Sequence[Driver], t0: float) -> list[DriverStats]:
+    """Run several drivers together from ``t0`` and close every client afterwards, whatever
+    happened (a cancelled probe must not leave sockets open)."""
+    try:
+        return list(await asyncio.gather(*(driver.run(t0) for driver in drivers)))
+    finally:
+        for driver in drivers:
+            await driver.client.aclose()
 
 
 async def _sleep(loop: asyncio.AbstractEventLoop, delay: float) -> None:
