@@ -20,6 +20,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from kdoctor.specs.apphttp import parse_header
+
 __all__ = [
     "Dialer",
     "HttpTarget",
@@ -34,19 +36,6 @@ __all__ = [
 def default_success(code: int) -> bool:
     """2xx and 3xx are successes (kdoctor counts any response, 5xx included)."""
     return 200 <= code < 400
-
-
-def parse_header(line: str) -> tuple[str, str]:
-    """Split ``"Name: value"`` at the first colon; :class:`ValueError` names what is wrong."""
-    name, sep, value = line.partition(":")
-    name = name.strip()
-    if not sep or not name:
-        raise ValueError(f"header {line!r} must look like 'Name: value'")
-    if any(c in name for c in " \t\r\n"):
-        raise ValueError(f"header name {name!r} must not contain whitespace")
-    if any(c in value for c in "\r\n"):
-        raise ValueError(f"header {name!r}: the value must not contain a line break")
-    return name, value.strip()
 
 
 @dataclass(frozen=True)
