@@ -46,7 +46,7 @@ http {{
     keepalive_requests 1000000;
     keepalive_timeout 75s;
     server {{
-        listen {host}:{port} reuseport backlog=4096;
+        listen {host}:{port}{h2} reuseport backlog=4096;
         root {root}/html;
         location = /nginx_status {{ stub_status; access_log off; }}
 {status_locations}
@@ -65,7 +65,9 @@ def _status_location(code: int) -> str:
 class Nginx:
     """nginx serving a static page on ``127.0.0.1:<free port>``, logging every request."""
 
-    def __init__(self, *, workers: int = 1, access_log: bool = True, host: str = "127.0.0.1") -> None:
+    def __init__(self, *, workers: int = 1, access_log: bool = True, host: str = "127.0.0.1",
+                 http2: bool = False) -> None:
+        """``http2`` makes the port speak h2c with prior knowledge (and no HTTP/1.1)."""
         if shutil.which("nginx") is None:
             raise SetupError("nginx is not installed (apt-get install nginx)")
         self.host = host
@@ -77,7 +79,8 @@ class Nginx:
         (self.dir / "html" / "index.html").write_text("<html><body>" + "k" * 574 + "</body></html>\n")
         self.access_log = self.dir / "access.log"
         locations = "\n".join(_status_location(code) for code in STATUS_CODES)
-        config = _CONFIG.format(workers=workers, status_locations=locations, root=self.dir, host=host, port=self.port,
+        config = _CONFIG.format(workers=workers, h2=" http2" if http2 else "", status_locations=locations,
+                                root=self.dir, host=host, port=self.port,
                                 access=f"{self.access_log} count" if access_log else "off")
         (self.dir / "nginx.conf").write_text(config)
         self.proc: subprocess.Popen[bytes] | None = None

@@ -17,13 +17,20 @@ HIGHEST_US = 3_600_000_000  # one hour: no request outlives a round
 DIGITS = 3
 
 
+# Samples are counted per distinct microsecond value and handed to the HDR histogram in bulk:
+# hdrh's record_value costs ~12 µs of Python per call, a dict increment well under 1 µs, and at
+# 10 k requests per second that difference is a tenth of a core. Bounded so memory stays flat.
+_PENDING_MAX = 4096
+
+
 class Latency:
     """A recorder of latencies in microseconds, with exact count, sum, min and max."""
 
-    __slots__ = ("count", "hist", "max_us", "min_us", "sum_us")
+    __slots__ = ("_hist", "_pending", "count", "max_us", "min_us", "sum_us")
 
     def __init__(self) -> None:
-        self.hist = HdrHistogram(LOWEST_US, HIGHEST_US, DIGITS)
+        self._hist = HdrHistogram(LOWEST_US, HIGHEST_US, DIGITS)
+        self._pending: dict[int, int] = {}
         self.count = 0
         self.sum_us = 0
         self.min_us = 0
@@ -36,13 +43,33 @@ class Latency:
             us = LOWEST_US
         elif us > HIGHEST_US:
             us = HIGHEST_US
-        self.hist.record_value(us)
+        # Keyed by the value's HDR bucket (3 digits = 2048 sub-buckets): the histogram would not
+        # tell the values of one bucket apart, and the key count stays small.
+        shift = us.bit_length() - 11
+        key = (us >> shift) << shift if shift > 0 else us
+        pending = self._pending
+        pending[key] = pending.get(key, 0) + 1
+        if len(pending) > _PENDING_MAX:
+            self._flush()
         if self.count == 0 or us < self.min_us:
             self.min_us = us
         if us > self.max_us:
             self.max_us = us
         self.count += 1
         self.sum_us += us
+
+    @property
+    def hist(self) -> HdrHistogram:
+        """The HDR histogram, with every recorded sample in it."""
+        if self._pending:
+            self._flush()
+        return self._hist
+
+    def _flush(self) -> None:
+        record = self._hist.record_value
+        for us, n in self._pending.items():
+            record(us, n)
+        self._pending.clear()
 
     def merge(self, other: Latency) -> None:
         """Add another recorder's samples to this one."""

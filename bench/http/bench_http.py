@@ -1,0 +1,205 @@
+"""HTTP pressure: kdoctor's engine against wrk and hey, side by side, on one nginx on loopback.
+
+    .venv/bin/python bench/http/bench_http.py [--quick]
+
+1. Max throughput, closed loop, keep-alive, 50 connections each: ours (``Pace(qps=0)``) against
+   ``wrk -t1 -c50`` on the same nginx (1 worker, no access log), interleaved rounds, medians.
+   CPU seconds per 1,000 requests for both (ours: the generator process over its run window;
+   wrk: its rusage). HTTP/2 (h2c, same nginx with ``http2``) ours only, as a fraction of ours
+   over HTTP/1.1.
+2. Fixed rates 1k, 5k and 10k QPS for 10 s (3 s with --quick), with nginx's access log on:
+   achieved / target for ours and for ``hey -c50 -q rate/50``; ours against the access-log count;
+   p50/p99 next to hey's. Our latencies are from the *due* time (coordinated-omission corrected);
+   hey's are from its send.
+3. Peak RSS of our generator over a 60 s run at 10k QPS (15 s with --quick), sampled every
+   second: it must stay flat.
+
+Our generator runs in a child process of this script (``--child``), on uvloop, and reports its
+own figures as JSON, so its CPU and memory are its own. Installs nothing: nginx, wrk and hey come
+from ./scripts/install. The machine is shared (2 vCPUs, client and server on the same cores):
+absolute numbers move between runs; read the ratios within one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[2]
+CONNS = 50
+
+
+# -- the generator child -----------------------------------------------------------------------------
+def child(url: str, qps: int, duration: float, http2: bool) -> None:
+    """Run one driver and print its figures as one JSON line."""
+    import uvloop
+
+    from kdoctor.probes.http1 import Http1Pool
+    from kdoctor.probes.http2 import Http2Pool
+    from kdoctor.probes.httpreq import HttpTarget
+    from kdoctor.probes.pressure import Driver, Pace, run_all
+
+    async def main() -> dict[str, Any]:
+        pool: Http1Pool | Http2Pool
+        if http2:
+            pool = Http2Pool(HttpTarget(url), timeout=2.0, max_streams=CONNS)
+        else:
+            pool = Http1Pool(HttpTarget(url), timeout=2.0, max_connections=CONNS)
+        pace = Pace(qps=qps, duration=duration, timeout=2.0)
+        driver = Driver(pool, pace)
+        pool.driver = driver
+        before = resource.getrusage(resource.RUSAGE_SELF)
+        wall = time.perf_counter()
+        [stats] = await run_all([driver], time.perf_counter() + 0.05)
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        wall = time.perf_counter() - wall
+        lat = stats.latency
+        return {
+            "sent": stats.sent, "ok": stats.successes, "unsent": stats.unsent, "late": stats.late,
+            "errors": dict(stats.errors), "achieved": stats.achieved_qps(qps), "wall": wall,
+            "cpu": after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime,
+            "p50": lat.percentile_ms(50) if lat.count else None,
+            "p99": lat.percentile_ms(99) if lat.count else None,
+            "lag_p99": stats.lag.percentile_ms(99) if stats.lag.count else None,
+        }
+
+    print(json.dumps(uvloop.run(main())), flush=True)
+
+
+def ours(url: str, qps: int, duration: float, *, http2: bool = False, sample_rss: bool = False) -> dict[str, Any]:
+    """Run the generator child; with ``sample_rss``, its RSS every second (MiB)."""
+    cmd = [sys.executable, __file__, "--child", url, str(qps), str(duration)] + (["--h2"] if http2 else [])
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    rss: list[float] = []
+    if sample_rss:
+        ps = psutil.Process(proc.pid)
+        while proc.poll() is None:
+            try:
+                rss.append(ps.memory_info().rss / 2**20)
+            except psutil.NoSuchProcess:
+                break
+            time.sleep(1.0)
+    out, _ = proc.communicate()
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    result["rss"] = rss
+    return result
+
+
+# -- reference tools ---------------------------------------------------------------------------------
+def timed(cmd: list[str]) -> tuple[str, float]:
+    """Run a tool; its output and its CPU seconds."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return out, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+
+
+def wrk(url: str, duration: float) -> dict[str, Any]:
+    out, cpu = timed(["wrk", "-t1", f"-c{CONNS}", f"-d{int(duration)}s", url])
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    return {"sent": requests, "achieved": rate, "cpu": cpu}
+
+
+def hey(url: str, qps: int, duration: float) -> dict[str, Any]:
+    out, cpu = timed(["hey", "-z", f"{int(duration)}s", "-c", str(CONNS), "-q", str(qps / CONNS), url])
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    pct = {int(p): float(s) * 1000 for p, s in re.findall(r"(\d+)% in ([\d.]+) secs", out)}
+    codes = re.findall(r"\[(\d+)\]\s+(\d+) responses", out)
+    return {"achieved": rate, "cpu": cpu, "p50": pct.get(50), "p99": pct.get(99),
+            "sent": sum(int(n) for _, n in codes)}
+
+
+# -- the benchmark -----------------------------------------------------------------------------------
+def fmt(value: float | None, digits: int = 2) -> str:
+    return "n/a" if value is None else f"{value:,.{digits}f}"
+
+
+def main() -> None:
+    from kdoctor.localnginx import Nginx
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="short runs (about 1 minute in all)")
+    parser.add_argument("--child", nargs=3, metavar=("URL", "QPS", "SECONDS"), help=argparse.SUPPRESS)
+    parser.add_argument("--h2", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child[0], int(args.child[1]), float(args.child[2]), args.h2)
+        return
+    rounds, max_s, fixed_s, rss_s = (1, 3, 3, 15) if args.quick else (3, 5, 10, 60)
+
+    print(f"# HTTP pressure bench ({'quick' if args.quick else 'full'}); {CONNS} connections; "
+          f"{psutil.cpu_count()} vCPUs shared by client and server\n")
+
+    # 1. max throughput
+    with Nginx(access_log=False) as web:
+        runs: dict[str, list[dict[str, Any]]] = {"wrk": [], "ours": []}
+        for _ in range(rounds):
+            runs["wrk"].append(wrk(web.url, max_s))
+            runs["ours"].append(ours(web.url, 0, max_s))
+    with Nginx(access_log=False, http2=True) as web2:
+        h2 = ours(web2.url, 0, max_s, http2=True)
+
+    def med(name: str, key: str) -> float:
+        return statistics.median(r[key] for r in runs[name])
+
+    def cpu_per_k(name: str) -> float:
+        return statistics.median(1000 * r["cpu"] / r["sent"] for r in runs[name] if r["sent"])
+
+    ours_rate, wrk_rate = med("ours", "achieved"), med("wrk", "achieved")
+    print(f"## 1. Max throughput, closed loop, {max_s} s x {rounds} round(s), medians")
+    print("| client | req/s | CPU s per 1k req | errors |")
+    print("|---|---|---|---|")
+    print(f"| wrk -t1 -c{CONNS} | {fmt(wrk_rate, 0)} | {fmt(cpu_per_k('wrk'), 4)} | n/a |")
+    print(f"| ours HTTP/1.1 | {fmt(ours_rate, 0)} | {fmt(cpu_per_k('ours'), 4)} | "
+          f"{sum(sum(r['errors'].values()) for r in runs['ours'])} |")
+    h2_rate = h2["achieved"]
+    print(f"| ours HTTP/2 (h2c, {CONNS} streams) | {fmt(h2_rate, 0)} | {fmt(1000 * h2['cpu'] / max(h2['sent'], 1), 4)}"
+          f" | {sum(h2['errors'].values())} |")
+    print(f"\nthroughput ours/wrk = **{ours_rate / wrk_rate:.2f}** (goal >= 0.9); "
+          f"CPU per 1k ours/wrk = **{cpu_per_k('ours') / cpu_per_k('wrk'):.2f}** (goal <= 1.5); "
+          f"HTTP/2 / HTTP/1.1 throughput (ours) = {h2_rate / ours_rate:.2f}\n")
+
+    # 2. fixed rates
+    print(f"## 2. Fixed rate, {fixed_s} s each, nginx access log on")
+    print("| target QPS | ours achieved/target | hey achieved/target | ours sent | nginx logged | "
+          "ours p50 / p99 ms (from due) | hey p50 / p99 ms | ours unsent | ours CPU % | hey CPU % |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    with Nginx() as web:
+        for qps in (1000, 5000, 10000):
+            before = web.access_count()
+            mine = ours(web.url, qps, fixed_s)
+            time.sleep(0.2)  # nginx writes the log line after the response
+            logged = web.access_count() - before
+            ref = hey(web.url, qps, fixed_s)
+            print(f"| {qps:,} | {mine['achieved'] / qps:.4f} | {ref['achieved'] / qps:.4f} | {mine['sent']:,} | "
+                  f"{logged:,} | {fmt(mine['p50'])} / {fmt(mine['p99'])} | {fmt(ref['p50'])} / {fmt(ref['p99'])} | "
+                  f"{mine['unsent']} | {100 * mine['cpu'] / mine['wall']:.0f} | {100 * ref['cpu'] / fixed_s:.0f} |")
+    print()
+
+    # 3. memory
+    with Nginx(access_log=False) as web:
+        mem = ours(web.url, 10000, rss_s, sample_rss=True)
+    rss = mem["rss"]
+    if rss:
+        marks = {f"{int(100 * i / (len(rss) - 1)) if len(rss) > 1 else 100}%": rss[i]
+                 for i in sorted({1, len(rss) // 4, len(rss) // 2, 3 * len(rss) // 4, len(rss) - 1}) if i < len(rss)}
+        print(f"## 3. Generator RSS over {rss_s} s at 10k QPS (sampled every second)")
+        print("RSS MiB at " + ", ".join(f"{k}: {v:.1f}" for k, v in marks.items())
+              + f"; peak {max(rss):.1f} MiB; growth from 25% to end {rss[-1] - rss[len(rss) // 4]:+.1f} MiB; "
+              f"achieved {mem['achieved'] / 10000:.4f} of target, {mem['unsent']} unsent")
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    main()
