@@ -208,3 +208,22 @@ def test_http2_against_http1_only_tls_server_is_an_alpn_error(pki: Pki) -> None:
     with Http1Server(server_tls(pki)) as server:
         target = only(probe(spec(server.url, qps=10, http2=True, tlsCaFile=str(pki.ca))))
     assert target.successes == 0 and set(target.errors) == {"alpn"}
+
+
+def test_closed_loop_mode_counts_match(nginx: Nginx) -> None:
+    # Pace(qps=0): every connection kept busy for the duration (the max-throughput bench mode).
+    from kdoctor.probes.http1 import Http1Pool
+    from kdoctor.probes.httpreq import HttpTarget
+    from kdoctor.probes.pressure import Driver, Pace, run_all
+
+    async def main() -> tuple[int, int, float, int]:
+        pool = Http1Pool(HttpTarget(nginx.url), timeout=2.0, max_connections=4)
+        driver = Driver(pool, Pace(qps=0, duration=1.0, timeout=2.0))
+        pool.driver = driver
+        [stats] = await run_all([driver], time.perf_counter())
+        return stats.sent, stats.successes, stats.achieved_qps(0), stats.intended
+
+    before = nginx.access_count()
+    sent, ok, achieved, intended = uvloop.run(main())
+    assert sent > 0 and sent == ok == intended == nginx.access_count() - before
+    assert achieved == pytest.approx(sent / 1.0)
