@@ -80,3 +80,14 @@ def test_kdoctor_secret_and_configmap_name_local_files(tmp_path: Any) -> None:
     doc = load({"host": "https://h:1", "tlsSecretName": str(tmp_path), "bodyConfigmapName": "/srv/body.json"})
     assert doc.spec.target.tls_paths() == (str(tmp_path / "ca.crt"), None, None)
     assert doc.spec.target.body_path() == "/srv/body.json"
+
+
+def test_packaged_example_loads() -> None:
+    from importlib import resources
+
+    from kdoctor.specs import load_text
+
+    text = resources.files("kdoctor.examples").joinpath("demo-apphttp.yaml").read_text()
+    doc = load_text(text, "demo-apphttp.yaml")
+    assert isinstance(doc, AppHttpHealthy)
+    assert doc.spec.target.headers == (("X-Kdoctor-Demo", "started at 12:00:00"),)
