@@ -91,7 +91,7 @@ class _H2Conn(asyncio.Protocol):
         if not self.ready:
             return _PENDING_LIMIT - len(self.pending)
         limit = int(self.h2.remote_settings.max_concurrent_streams)
-        return limit - len(self.streams)
+        return limit - len(self.streams) - len(self.pending)
 
     # -- asyncio.Protocol ------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -149,6 +149,11 @@ class _H2Conn(asyncio.Protocol):
             elif isinstance(event, ConnectionTerminated):
                 self.fail("goaway")
                 return
+        if self.pending and self.ready:
+            waiting, self.pending = self.pending, []
+            for req in waiting:
+                if not req.done:
+                    self._open(req)
         self._flush()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -164,6 +169,12 @@ class _H2Conn(asyncio.Protocol):
             self.pending.append(req)
 
     def _open(self, req: _Req) -> None:
+        h2 = self.h2
+        if h2.open_outbound_streams >= h2.remote_settings.max_concurrent_streams:
+            # The server lowered its stream limit after we counted capacity: wait for a stream
+            # to end (its deadline still runs).
+            self.pending.append(req)
+            return
         sid = self.h2.get_next_available_stream_id()
         req.sid = sid
         self.streams[sid] = req
