@@ -160,6 +160,8 @@ class Http1Pool:
         self.conns: set[_Conn] = set()
         self.deadlines: deque[tuple[float, _Conn, int]] = deque()
         self.driver: Driver | None = None
+        self.opened = 0
+        """Connections opened so far (a pool that keeps reopening shows a server closing them)."""
         self._seq = 0
         self._busy = 0
         self._connecting: set[asyncio.Task[None]] = set()
@@ -171,6 +173,7 @@ class Http1Pool:
         elif len(self.conns) < self.max_connections:
             conn = _Conn(self)
             self.conns.add(conn)
+            self.opened += 1
             task = asyncio.get_running_loop().create_task(self._connect(conn))
             self._connecting.add(task)
             task.add_done_callback(self._connecting.discard)
@@ -215,6 +218,7 @@ class Http1Pool:
             return False
         conn = _Conn(self)
         self.conns.add(conn)
+        self.opened += 1
         self._seq += 1
         conn.start(due, sent, self._seq)
         self.deadlines.append((sent + self.timeout, conn, self._seq))
