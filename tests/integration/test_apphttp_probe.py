@@ -227,3 +227,8 @@ def test_closed_loop_mode_counts_match(nginx: Nginx) -> None:
     sent, ok, achieved, intended = uvloop.run(main())
     assert sent > 0 and sent == ok == intended == nginx.access_count() - before
     assert achieved == pytest.approx(sent / 1.0)
+
+
+def test_http2_connection_refused_is_counted() -> None:
+    target = only(probe(spec(f"http://127.0.0.1:{free_port()}/", qps=20, http2=True)))
+    assert target.errors == {"refused": 20} and target.successes == 0 and target.requests == 20
