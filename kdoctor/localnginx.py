@@ -116,6 +116,19 @@ class Nginx:
         with self.access_log.open("rb") as log:
             return sum(chunk.count(b"\n") for chunk in iter(lambda: log.read(1 << 20), b""))
 
+    def settled_count(self, quiet: float = 0.1, timeout: float = 3.0) -> int:
+        """:meth:`access_count` once it has stopped changing for ``quiet`` seconds: nginx writes
+        the log line after the response, so the last few lines lag the client's count a little."""
+        deadline = time.monotonic() + timeout
+        count = self.access_count()
+        while time.monotonic() < deadline:
+            time.sleep(quiet)
+            now = self.access_count()
+            if now == count:
+                break
+            count = now
+        return count
+
     def pids(self) -> list[int]:
         """Master and worker process ids (for CPU accounting in benchmarks)."""
         if self.proc is None:

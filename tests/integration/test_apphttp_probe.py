@@ -98,11 +98,11 @@ def test_stall_shows_in_p99_coordinated_omission() -> None:
 
 
 def test_reported_count_equals_nginx_count(nginx: Nginx) -> None:
-    before = nginx.access_count()
+    before = nginx.settled_count()
     result = probe(spec(nginx.url, qps=200, duration=2))
     target = only(result)
     assert result.status == "passed", result.reason
-    assert target.requests == 400 == nginx.access_count() - before
+    assert target.requests == 400 == nginx.settled_count() - before
     assert target.successes == 400 and target.status_codes == {"200": 400}
     assert target.intended_qps == 200 and target.unsent == 0
     assert target.bytes > 400 * 600
@@ -223,9 +223,9 @@ def test_closed_loop_mode_counts_match(nginx: Nginx) -> None:
         [stats] = await run_all([driver], time.perf_counter())
         return stats.sent, stats.successes, stats.achieved_qps(0), stats.intended
 
-    before = nginx.access_count()
+    before = nginx.settled_count()
     sent, ok, achieved, intended = uvloop.run(main())
-    assert sent > 0 and sent == ok == intended == nginx.access_count() - before
+    assert sent > 0 and sent == ok == intended == nginx.settled_count() - before
     assert achieved == pytest.approx(sent / 1.0)
 
 

@@ -22,7 +22,7 @@ def test_three_nodes_press_nginx_and_counts_match(make_cluster: Callable[..., Lo
                 "expect": {"successRate": 1, "meanAccessDelayInMs": 1000, "statusCode": "2xx"},
             },
         }).wait(timeout=60)
-        received = nginx.access_count()
+        received = nginx.settled_count()
     assert report.verdict == "passed", report.reasons
     assert set(report.nodes) == {"node-1", "node-2", "node-3"}
     for node in report.nodes.values():
