@@ -169,8 +169,10 @@ class Driver:
             stats.successes += 1
         stats.bytes += nbytes
         if self._refill:
-            if now < self._stop:
-                self._fill(now)
+            # One completion frees one slot: one send refills it (the run loop tops up the rest).
+            if now < self._stop and self.client.try_send(now, now):
+                stats.sent += 1
+                stats.last_send = now
             elif self.client.in_flight() == 0:
                 self._drained.set()
         elif self._backlog:
