@@ -27,7 +27,7 @@ import asyncio
 import errno
 import socket
 from collections import Counter, deque
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING
 
 from kdoctor.probes.dnswire import ID_PREFIX, RCODE_NAMES, QuerySet, answer_matches
@@ -167,12 +167,24 @@ class QueryTable:
 class UdpClient(QueryTable):
     """DNS over UDP to one server (the driver's :class:`~kdoctor.probes.pressure.Client`)."""
 
-    def __init__(self, server: str, port: int, queries: QuerySet, *, connections: int = 1,
-                 **table: object) -> None:
-        super().__init__(queries, **table)  # type: ignore[arg-type]
+    def __init__(
+        self,
+        server: str,
+        port: int,
+        queries: QuerySet,
+        *,
+        timeout: float,
+        max_in_flight: int,
+        accept: Collection[int] = (0,),
+        answer_nonempty: bool = False,
+        expected: Collection[str] | None = None,
+        connections: int = 1,
+    ) -> None:
+        super().__init__(queries, timeout=timeout, max_in_flight=max_in_flight, accept=accept,
+                         answer_nonempty=answer_nonempty, expected=expected)
         family = socket.AF_INET6 if ":" in server else socket.AF_INET
         self.sockets: list[socket.socket] = []
-        self._send = []
+        self._send: list[Callable[[bytes], int]] = []
         self._failed: list[tuple[int, str]] = []
         self._loop = asyncio.get_running_loop()
         try:
