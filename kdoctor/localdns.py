@@ -13,7 +13,9 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -155,6 +157,21 @@ class Dnsmasq(_Server):
                 if marker in line:
                     count += 1
         return count - getattr(self, "_baseline", 0) if qtype is None else count
+
+    def answered_count(self) -> int:
+        """UDP queries the server answered from its own data since it started, by its own counter
+        (SIGUSR1 makes dnsmasq log its statistics; works without ``log_queries``). Queries over TCP
+        are answered in child processes and not counted here."""
+        pattern = re.compile(r"queries answered locally (\d+)")
+        seen = len(pattern.findall(self.log.read_text(errors="replace")))
+        self.process.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            found = pattern.findall(self.log.read_text(errors="replace"))
+            if len(found) > seen:
+                return int(found[-1])
+            time.sleep(0.02)
+        raise SetupError(f"dnsmasq did not report its statistics: {_tail(self.log)}")
 
     def wait_quiet(self, settle: float = 0.3, limit: float = 10.0) -> int:
         """The query count once the log has stopped growing for ``settle`` seconds."""
