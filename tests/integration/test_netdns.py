@@ -4,6 +4,7 @@ and one round through three real workers."""
 from __future__ import annotations
 
 import time
+from importlib import resources
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -15,7 +16,7 @@ from kdoctor.localcluster import LocalCluster
 from kdoctor.localdns import DOMAIN, HOSTS, Dnsmasq, Unbound
 from kdoctor.probes import netdns
 from kdoctor.probes.measure import GeneratorMonitor
-from kdoctor.specs import load_spec
+from kdoctor.specs import load_spec, load_text
 from kdoctor.specs.netdns import Netdns
 from kdoctor.specs.nodes import NodeInfo
 from kdoctor.specs.plan import Assignment, InventoryView
@@ -178,14 +179,19 @@ def test_resolv_conf_nameservers(tmp_path: Any, monkeypatch: pytest.MonkeyPatch)
 def test_three_node_round(make_cluster: Callable[..., LocalCluster], client: Client, dnsmasq: Dnsmasq) -> None:
     make_cluster(3)
     before = dnsmasq.wait_quiet(0.1)
-    document = spec("127.0.0.1", dnsmasq.port, qps=100, duration=2, expect={"answers": ["10.53.0.1"]})
-    report = client.submit(document.model_dump(mode="json", by_alias=True)).wait(timeout=60)
+    # The packaged demo spec, pointed at this test's dnsmasq.
+    document = load_text(resources.files("kdoctor.examples").joinpath("demo-netdns.yaml").read_text())
+    assert isinstance(document, Netdns)
+    raw = document.model_dump(mode="json", by_alias=True)
+    raw["spec"]["target"]["targetUser"]["port"] = dnsmasq.port
+    raw["spec"]["request"]["durationInSecond"] = 2
+    report = client.submit(raw).wait(timeout=60)
     assert report.verdict == "passed", report.reasons
     assert set(report.nodes) == {"node-1", "node-2", "node-3"}
     sent = 0
     for node in report.nodes.values():
         [target] = node.targets
         assert target.requests == 200 and target.successes == 200 and target.dns is not None
-        assert target.dns.rcodes == {"NOERROR": 200}
+        assert target.dns.rcodes == {"NOERROR": 200} and target.dns.answers_checked == 200
         sent += target.requests
     assert dnsmasq.wait_quiet(0.1) - before == sent == 600
