@@ -177,7 +177,7 @@ def main() -> int:
             ref = dnsperf(server.port, fixed_duration, target, data)
             ref_logged = server.wait_quiet(0.2) - before - logged
             ref_ratio = ref.sent / ref.seconds / target if ref.seconds else 0.0
-            print(f"  {target:7d} | {ratio:20.4f} {run.sent:7d} {logged:7d} {str(logged == run.sent):>8} "
+            print(f"  {target:7d} | {ratio:20.4f} {run.sent:7d} {logged:7d} {logged == run.sent!s:>8} "
                   f"{run.cpu_per_1k:8.4f} | {ref_ratio:23.4f} {ref.sent:7d} {ref_logged:7d} "
                   f"{ref.cpu_per_1k:8.4f} | {run.cpu_per_1k / ref.cpu_per_1k:.2f}")
     print("\n30k QPS against dnsmasq without query log, counted by its own statistics (SIGUSR1)")

@@ -4,8 +4,8 @@ and one round through three real workers."""
 from __future__ import annotations
 
 import time
-from importlib import resources
 from collections.abc import Callable, Iterator
+from importlib import resources
 from typing import Any
 
 import pytest
