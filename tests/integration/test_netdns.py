@@ -3,6 +3,8 @@ and one round through three real workers."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from importlib import resources
@@ -21,6 +23,7 @@ from kdoctor.specs.netdns import Netdns
 from kdoctor.specs.nodes import NodeInfo
 from kdoctor.specs.plan import Assignment, InventoryView
 from kdoctor.specs.results import NodeResult
+from tests.conftest import cli_env
 
 WWW = f"www.{DOMAIN}"
 
@@ -129,6 +132,9 @@ def test_dns_over_tls_verified_by_ca() -> None:
                               target={"tlsCaFile": unbound.ca_file, "tlsServerName": "other.example"}))
         assert wrong.status == "failed"
         assert wrong.targets[0].successes == 0 and "tls" in wrong.targets[0].errors
+        # Without a CA the channel is encrypted but the server not verified (kdoctor's behaviour).
+        unverified = run_node(spec("127.0.0.1", unbound.port, qps=20, protocol="tcp-tls"))
+        assert unverified.status == "passed", unverified.reason
 
 
 @pytest.mark.parametrize("protocol", ["udp", "tcp"])
@@ -176,7 +182,8 @@ def test_resolv_conf_nameservers(tmp_path: Any, monkeypatch: pytest.MonkeyPatch)
     assert all("names no nameserver" in t.reason for t in result.targets)
 
 
-def test_three_node_round(make_cluster: Callable[..., LocalCluster], client: Client, dnsmasq: Dnsmasq) -> None:
+def test_three_node_round(make_cluster: Callable[..., LocalCluster], client: Client, dnsmasq: Dnsmasq,
+                          broker_url: str) -> None:
     make_cluster(3)
     before = dnsmasq.wait_quiet(0.1)
     # The packaged demo spec, pointed at this test's dnsmasq.
@@ -195,3 +202,7 @@ def test_three_node_round(make_cluster: Callable[..., LocalCluster], client: Cli
         assert target.dns.rcodes == {"NOERROR": 200} and target.dns.answers_checked == 200
         sent += target.requests
     assert dnsmasq.wait_quiet(0.1) - before == sent == 600
+    shown = subprocess.run([sys.executable, "-m", "kdoctor", "report", report.id], env=cli_env(broker_url),
+                           text=True, capture_output=True, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    assert f"udp/A/127.0.0.1:{dnsmasq.port}" in shown.stdout
