@@ -5,8 +5,9 @@ What                              How
 ================================  ===============================================================
 queries                           pre-built per (domain, type); ID prefixed per query (dnswire)
 in-flight queries                 flat per-ID arrays (due, sent, serial), no object per query
-IDs                               a serial counter; ID = serial mod 65536, skipping busy IDs, so a
-                                  late reply to an earlier use of an ID is never miscounted
+IDs                               a serial counter; ID = serial mod 65536, skipping busy IDs: an ID
+                                  comes back only 65,536 queries later, so a reply arriving after
+                                  its query timed out is counted as stray, not as a new answer
 sockets                           ``connections`` connected UDP sockets, non-blocking, queries
                                   sent round-robin with one ``send`` each (no transport layer)
 receiving                         one reader callback per socket drains every queued datagram
