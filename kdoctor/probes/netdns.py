@@ -39,6 +39,7 @@ from kdoctor.specs.results import DnsFigures, NodeResult, TargetResult
 __all__ = ["plan", "read_nameservers", "run"]
 
 RESOLV_CONF = "resolv.conf"
+MAX_IN_FLIGHT = 60000  # 16-bit query IDs, with room to skip busy ones
 SCHEMES = {"udp": "udp", "tcp": "tcp", "tcp-tls": "tls"}
 
 
@@ -122,6 +123,17 @@ def _failed(item: PlannedTarget, reason: str) -> TargetResult:
                         verdict="failed", reason=reason)
 
 
+def _in_flight(spec: Netdns) -> int:
+    """Queries in flight per target: ``request.concurrency``, else all that ``qps`` × timeout can
+    leave outstanding. A query in flight costs a table slot, not a connection, so the common
+    default's cap of 1,000 is not applied: with it, a burst of queries lost by the server would
+    stall the generator for a whole timeout."""
+    request = spec.spec.request
+    if request.concurrency is not None:
+        return request.concurrency
+    return max(1, min(MAX_IN_FLIGHT, int(request.qps * request.timeout_seconds) + 1))
+
+
 def _client(item: PlannedTarget, spec: Netdns) -> UdpClient | StreamClient:
     request, expect, target = spec.spec.request, spec.spec.expect, spec.spec.target
     queries = QuerySet(request.names, str(item.extra["queryType"]))
@@ -129,11 +141,11 @@ def _client(item: PlannedTarget, spec: Netdns) -> UdpClient | StreamClient:
     accept = [rcode_value(code) for code in expect.reply_codes]
     if request.protocol == "udp":
         return UdpClient(server, port, queries, timeout=request.timeout_seconds,
-                         max_in_flight=request.effective_concurrency(), accept=accept,
+                         max_in_flight=_in_flight(spec), accept=accept,
                          answer_nonempty=expect.answer_non_empty, expected=expect.answers or None,
                          connections=request.connections)
     return StreamClient(server, port, queries, timeout=request.timeout_seconds,
-                        max_in_flight=request.effective_concurrency(), accept=accept,
+                        max_in_flight=_in_flight(spec), accept=accept,
                         answer_nonempty=expect.answer_non_empty, expected=expect.answers or None,
                         connections=request.connections,
                         tls=tls_context(target.tls_ca_file) if request.protocol == "tcp-tls" else None,
