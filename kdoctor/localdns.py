@@ -23,6 +23,10 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+import dns.exception
+import dns.message
+import dns.query
+
 from kdoctor.errors import SetupError
 
 __all__ = ["DOMAIN", "HOSTS", "Dnsmasq", "Unbound", "free_dns_port"]
@@ -65,9 +69,6 @@ def _binary(name: str) -> str:
 
 def _wait_udp(port: int, process: subprocess.Popen[bytes], what: str, log: Path) -> None:
     """Wait until the server answers a query for ``www.kdoctor.test`` on 127.0.0.1."""
-    import dns.message
-    import dns.query
-
     query = dns.message.make_query(f"www.{DOMAIN}", "A")
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -141,22 +142,22 @@ class Dnsmasq(_Server):
         except BaseException:
             self.stop()
             raise
+        self._baseline = 0
         self._baseline = self.query_count() if log_queries else 0
 
     def __enter__(self) -> Dnsmasq:
         return self
 
-    def query_count(self, qtype: str | None = None) -> int:
-        """Queries logged since the server became ready (``log_queries`` must be on)."""
+    def query_count(self) -> int:
+        """Queries logged since the server became ready (needs ``log_queries``)."""
         if not self.log_queries:
             raise SetupError("query_count needs Dnsmasq(log_queries=True)")
-        marker = f"query[{qtype}]" if qtype else "query["
         count = 0
         with open(self.log, errors="replace") as log:
             for line in log:
-                if marker in line:
+                if "query[" in line:
                     count += 1
-        return count - getattr(self, "_baseline", 0) if qtype is None else count
+        return count - self._baseline
 
     def answered_count(self) -> int:
         """UDP queries the server answered from its own data since it started, by its own counter
