@@ -124,6 +124,12 @@ class Settings:
         "Path of a static inventory YAML (expected nodes, Service and Ingress addresses). Empty: "
         "the live worker registry is the inventory.",
     )
+    resolv_conf: str = _field(
+        "KDOCTOR_RESOLV_CONF",
+        "/etc/resolv.conf",
+        "The resolver file whose `nameserver` lines a Netdns `targetDns` queries on each node (in a "
+        "pod with the ClusterFirst DNS policy: the cluster DNS Service).",
+    )
     log_level: str = _field("KDOCTOR_LOG_LEVEL", "WARNING", "Log level of kdoctor processes.")
 
     @classmethod

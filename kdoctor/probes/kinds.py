@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kdoctor.errors import SetupError
-from kdoctor.probes import apphttp, netreach
+from kdoctor.probes import apphttp, netdns, netreach
 from kdoctor.probes.measure import GeneratorMonitor
 from kdoctor.specs.nodes import NodeInfo
 from kdoctor.specs.plan import Assignment, InventoryView, PlannedTarget
@@ -40,6 +40,7 @@ class ProbeKind:
 KINDS: dict[str, ProbeKind] = {
     "NetReach": ProbeKind("NetReach", netreach.plan, netreach.run),
     "AppHttpHealthy": ProbeKind("AppHttpHealthy", apphttp.plan, apphttp.run),
+    "Netdns": ProbeKind("Netdns", netdns.plan, netdns.run),
 }
 
 

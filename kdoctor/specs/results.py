@@ -53,6 +53,23 @@ class GeneratorStats(ResultModel):
     reason: str = ""
 
 
+class DnsFigures(ResultModel):
+    """What a DNS target answered, beyond the common figures (Netdns only)."""
+
+    server: str
+    port: int
+    protocol: str
+    query_type: str
+    domains: list[str] = Field(default_factory=list)
+    rcodes: dict[str, int] = Field(default_factory=dict, description="Replies per RCODE name.")
+    timeouts: int = 0
+    answers_checked: int = Field(default=0, description="Replies whose answer section was parsed and checked.")
+    answer_failures: int = Field(default=0, description="Checked replies whose answer was not the expected one.")
+    empty_answers: int = Field(default=0, description="Replies without answer records when one was required.")
+    stray_replies: int = Field(default=0, description="Replies to no query in flight (after its timeout).")
+    events: dict[str, int] = Field(default_factory=dict, description="ICMP errors, malformed datagrams.")
+
+
 class TargetResult(ResultModel):
     """One target as seen from one node."""
 
@@ -75,6 +92,7 @@ class TargetResult(ResultModel):
     histogram: str = Field(default="", description="Base64 HDR histogram of latency in µs.")
     verdict: Verdict = "failed"
     reason: str = ""
+    dns: DnsFigures | None = Field(default=None, description="Netdns targets only.")
 
 
 class NodeResult(ResultModel):

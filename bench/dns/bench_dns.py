@@ -1,0 +1,230 @@
+"""DNS pressure: kdoctor's Netdns engine against dnsperf, side by side, on one dnsmasq on loopback.
+
+    .venv/bin/python bench/dns/bench_dns.py [--quick]
+
+1. Max QPS. dnsperf: one thread, one client, 100 queries outstanding (its defaults), for D
+   seconds: replies per second. Ours, like for like: the driver offered 1.5 x that rate with at
+   most 100 queries in flight, replies per second of the run. And stricter: the highest fixed
+   rate the open-loop driver sustains (nothing unsent, achieved rate and replies >= 99 % of it).
+   The server is dnsmasq without a query log.
+2. Fixed rates 1k, 10k, 30k QPS with dnsmasq's query log on: achieved / target for ours and for
+   dnsperf -Q, and each one's reported count against the count in dnsmasq's log.
+3. CPU seconds per 1,000 queries, ours / dnsperf, at each fixed rate and at max.
+
+Installs nothing: dnsmasq and dnsperf come from ./scripts/install. The machine is shared: absolute
+numbers move between runs; the ratios within one run are what to read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvloop
+
+from kdoctor.localdns import DOMAIN, Dnsmasq
+from kdoctor.probes.dnsclient import UdpClient
+from kdoctor.probes.dnswire import QuerySet
+from kdoctor.probes.pressure import Driver, Pace
+
+NAME = f"www.{DOMAIN}"
+OUTSTANDING = 100
+IN_FLIGHT = 30001  # what Netdns allows at 30k QPS with a 1 s timeout: qps × timeout + 1
+
+
+@dataclass
+class Run:
+    """One load run: what was sent and answered, in how long, for how much CPU."""
+
+    sent: int
+    answered: int
+    seconds: float
+    cpu: float
+    unsent: int = 0
+    elapsed: float = 0.0
+    """Wall time from the first due query to the last reply or timeout."""
+
+    @property
+    def qps(self) -> float:
+        return self.answered / self.seconds if self.seconds else 0.0
+
+    @property
+    def throughput(self) -> float:
+        """Replies per second of the whole run, as dnsperf counts its "queries per second"."""
+        return self.answered / self.elapsed if self.elapsed else 0.0
+
+    @property
+    def cpu_per_1k(self) -> float:
+        return 1000.0 * self.cpu / self.sent if self.sent else 0.0
+
+
+def _cpu(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
+def ours(port: int, qps: float, duration: float, in_flight: int) -> Run:
+    """The Netdns engine (UDP client + pressure driver) at ``qps`` for ``duration`` seconds."""
+
+    async def go() -> Run:
+        client = UdpClient("127.0.0.1", port, QuerySet([NAME], "A"), timeout=1.0, max_in_flight=in_flight)
+        pace = Pace(qps=qps, duration=duration, timeout=1.0)
+        driver = Driver(client, pace)
+        client.driver = driver
+        cpu0 = _cpu(resource.RUSAGE_SELF)
+        t0 = time.perf_counter()
+        stats = await driver.run(t0)
+        cpu = _cpu(resource.RUSAGE_SELF) - cpu0
+        await client.aclose()
+        window = stats.achieved_qps(qps)
+        seconds = stats.sent / window if window else duration
+        return Run(stats.sent, stats.successes, seconds, cpu, stats.unsent, stats.end - stats.start)
+
+    return uvloop.run(go())
+
+
+def dnsperf(port: int, duration: float, qps: float | None, data: Path) -> Run:
+    """dnsperf, one thread and one client, ``OUTSTANDING`` queries outstanding, optionally rate-capped."""
+    args = ["dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", str(data), "-l", str(duration),
+            "-c", "1", "-T", "1", "-q", str(OUTSTANDING)]
+    if qps is not None:
+        args += ["-Q", str(int(qps))]
+    cpu0 = _cpu(resource.RUSAGE_CHILDREN)
+    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+    cpu = _cpu(resource.RUSAGE_CHILDREN) - cpu0
+
+    def figure(label: str) -> float:
+        match = re.search(rf"{label}:\s+([0-9.]+)", out)
+        if match is None:
+            raise RuntimeError(f"dnsperf printed no {label!r}:\n{out}")
+        return float(match.group(1))
+
+    sent = int(figure("Queries sent"))
+    seconds = figure("Run time \\(s\\)")
+    return Run(sent, int(figure("Queries completed")), seconds, cpu, elapsed=seconds)
+
+
+def rcvbuf_errors() -> int:
+    """UDP datagrams the kernel dropped because a receiver's socket buffer was full (system-wide,
+    IPv4): where queries go when dnsmasq falls behind."""
+    lines = Path("/proc/net/snmp").read_text().splitlines()
+    names, values = [line.split() for line in lines if line.startswith("Udp:")][:2]
+    return int(values[names.index("RcvbufErrors")])
+
+
+def max_ours(port: int, start: float, duration: float) -> tuple[float, Run]:
+    """The highest rate the driver sustains, searched upwards from ``start`` in 15 % steps then
+    refined by bisection."""
+
+    def sustained(rate: float) -> tuple[bool, Run]:
+        run = ours(port, rate, duration, OUTSTANDING)
+        intended = round(rate * duration)
+        on_time = run.seconds > 0 and run.sent / run.seconds >= 0.99 * rate
+        return run.unsent == 0 and run.answered >= 0.99 * intended and on_time, run
+
+    good_rate, good_run = 0.0, Run(0, 0, 0.0, 0.0)
+    rate = start
+    bad = None
+    for _ in range(12):
+        ok, run = sustained(rate)
+        if not ok:
+            bad = rate
+            break
+        good_rate, good_run = rate, run
+        rate *= 1.15
+    if good_rate == 0.0:  # not even the start: search downwards
+        bad, rate = start, start
+        while good_rate == 0.0 and rate > 1000:
+            rate *= 0.8
+            ok, run = sustained(rate)
+            if ok:
+                good_rate, good_run = rate, run
+    if bad is not None:
+        for _ in range(3):
+            middle = (good_rate + bad) / 2
+            ok, run = sustained(middle)
+            if ok:
+                good_rate, good_run = middle, run
+            else:
+                bad = middle
+    return good_rate, good_run
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="shorter runs (about 40 s in all)")
+    options = parser.parse_args()
+    for tool in ("dnsmasq", "dnsperf"):
+        if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
+            print(f"{tool} is not installed: run ./scripts/install", file=sys.stderr)
+            return 2
+    duration = 2.0 if options.quick else 4.0
+    fixed_duration = 2.0 if options.quick else 3.0
+    data = Path(tempfile.mkdtemp(prefix="kdoctor-bench-dns-")) / "queries.txt"
+    data.write_text(f"{NAME} A\n")
+    print(f"bench/dns: dnsmasq on loopback, query {NAME} A, {OUTSTANDING} outstanding; "
+          f"{'quick' if options.quick else 'full'} run. Shared machine: read the ratios.\n")
+
+    with Dnsmasq(log_queries=False, cache_size=1000) as server:
+        perf = dnsperf(server.port, duration, None, data)
+        # Like for like with dnsperf: offered more than the server takes, 100 in flight, replies
+        # per second of the run (the driver then runs closed loop at the server's pace; tokens it
+        # cannot send within the lateness bound are dropped as unsent, never burst later).
+        saturated = ours(server.port, 1.5 * perf.throughput, duration, OUTSTANDING)
+        rate, mine = max_ours(server.port, max(5000.0, 0.8 * perf.throughput), duration)
+    print("max QPS (dnsmasq without query log), replies per second")
+    print(f"  {'':34} {'QPS':>8} {'CPU s/1k q':>11}")
+    print(f"  {'dnsperf (100 outstanding)':34} {perf.throughput:8.0f} {perf.cpu_per_1k:11.4f}")
+    print(f"  {'ours saturated (100 in flight)':34} {saturated.throughput:8.0f} {saturated.cpu_per_1k:11.4f}")
+    print(f"  {'ours highest rate sustained':34} {rate:8.0f} {mine.cpu_per_1k:11.4f}   (open loop, on time)")
+    print(f"  ours / dnsperf: saturated QPS {saturated.throughput / perf.throughput:.2f} (goal >= 0.9), "
+          f"sustained open-loop rate {rate / perf.throughput:.2f}, "
+          f"CPU per query {saturated.cpu_per_1k / perf.cpu_per_1k:.2f}\n")
+
+    print(f"fixed rates, {fixed_duration:g} s each (dnsmasq with query log)")
+    print(f"  {'target':>7} | {'ours achieved/target':>20} {'sent':>7} {'replies':>7} {'log':>7} "
+          f"{'drops':>6} {'CPU s/1k':>8} | {'dnsperf achieved/target':>23} {'sent':>7} {'log':>7} "
+          f"{'drops':>6} {'CPU s/1k':>8} | CPU ours/dnsperf")
+    with Dnsmasq(log_queries=True) as server:
+        for target in (1000, 10000, 30000):
+            before, drops = server.wait_quiet(0.2), rcvbuf_errors()
+            run = ours(server.port, target, fixed_duration, IN_FLIGHT)
+            logged = server.wait_quiet(0.2) - before
+            ours_drops, drops = rcvbuf_errors() - drops, rcvbuf_errors()
+            ratio = run.sent / run.seconds / target if run.seconds else 0.0
+            ref = dnsperf(server.port, fixed_duration, target, data)
+            ref_logged = server.wait_quiet(0.2) - before - logged
+            ref_drops = rcvbuf_errors() - drops
+            ref_ratio = ref.sent / ref.seconds / target if ref.seconds else 0.0
+            print(f"  {target:7d} | {ratio:20.4f} {run.sent:7d} {run.answered:7d} {logged:7d} {ours_drops:6d} "
+                  f"{run.cpu_per_1k:8.4f} | {ref_ratio:23.4f} {ref.sent:7d} {ref_logged:7d} {ref_drops:6d} "
+                  f"{ref.cpu_per_1k:8.4f} | {run.cpu_per_1k / ref.cpu_per_1k:.2f}")
+    print("  (log: queries in dnsmasq's query log; drops: datagrams the kernel dropped at a full socket\n"
+          "   buffer meanwhile, system-wide. sent = log + drops when the server, not the client, lost them.)")
+    print("\n30k QPS against dnsmasq without query log, counted by its own statistics (SIGUSR1)")
+    with Dnsmasq(log_queries=False) as server:
+        before = server.answered_count()
+        run = ours(server.port, 30000, fixed_duration, IN_FLIGHT)
+        answered = server.answered_count() - before
+        ref = dnsperf(server.port, fixed_duration, 30000, data)
+        ref_answered = server.answered_count() - before - answered
+        ratio = run.sent / run.seconds / 30000 if run.seconds else 0.0
+        ref_ratio = ref.sent / ref.seconds / 30000 if ref.seconds else 0.0
+        print(f"  ours:    achieved/target {ratio:.4f}, sent {run.sent}, replies {run.answered}, "
+              f"server answered {answered}, CPU s/1k {run.cpu_per_1k:.4f}")
+        print(f"  dnsperf: achieved/target {ref_ratio:.4f}, sent {ref.sent}, replies {ref.answered}, "
+              f"server answered {ref_answered}, CPU s/1k {ref.cpu_per_1k:.4f}")
+    shutil.rmtree(data.parent, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

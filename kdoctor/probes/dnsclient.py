@@ -1,0 +1,279 @@
+"""A fast DNS-over-UDP client for the pressure driver, and the query table shared with TCP/DoT.
+
+================================  ===============================================================
+What                              How
+================================  ===============================================================
+queries                           pre-built per (domain, type); ID prefixed per query (dnswire)
+in-flight queries                 flat per-ID arrays (due, sent, serial), no object per query
+IDs                               a serial counter; ID = serial mod 65536, skipping busy IDs: an ID
+                                  comes back only 65,536 queries later, so a reply arriving after
+                                  its query timed out is counted as stray, not as a new answer
+sockets                           ``connections`` connected UDP sockets, non-blocking, queries
+                                  sent round-robin with one ``send`` each (no transport layer)
+receiving                         one reader callback per socket drains every queued datagram
+                                  (``recv`` until EAGAIN) instead of one callback per datagram
+replies                           header only: ID, RCODE, ANCOUNT; full parse on a sample when
+                                  ``expect.answers`` is set
+timeouts                          a FIFO of serials in send order (one timeout for all), swept
+                                  by the driver
+ICMP errors                       on a connected socket the kernel reports "port unreachable" on
+                                  the next ``recv``: counted, reading goes on, and the queries that
+                                  then time out are reported as ``refused``
+================================  ===============================================================
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import socket
+from collections import Counter, deque
+from collections.abc import Callable, Collection
+from typing import TYPE_CHECKING
+
+from kdoctor.probes.dnswire import ID_PREFIX, RCODE_NAMES, QuerySet, answer_matches
+
+if TYPE_CHECKING:
+    from kdoctor.probes.pressure import Driver
+
+__all__ = ["QueryTable", "UdpClient"]
+
+# The answer check parses every reply up to this many, then one in SAMPLE_EVERY: enough to catch a
+# wrong answer at once without paying dnspython's parse on every reply at full speed.
+SAMPLE_FIRST = 200
+SAMPLE_EVERY = 50
+SOCKET_BUFFER = 4 * 1024 * 1024
+RECV_SIZE = 65535
+
+
+class QueryTable:
+    """The in-flight queries of one target, matched by ID; reports each completion to the driver."""
+
+    def __init__(
+        self,
+        queries: QuerySet,
+        *,
+        timeout: float,
+        max_in_flight: int,
+        accept: Collection[int] = (0,),
+        answer_nonempty: bool = False,
+        expected: Collection[str] | None = None,
+    ) -> None:
+        if max_in_flight > 60000:
+            raise ValueError("at most 60,000 DNS queries can be in flight per target (16-bit IDs)")
+        self.tails = queries.tails
+        self._count = len(self.tails)
+        self._next_question = 0
+        self.timeout = timeout
+        self.max_in_flight = max_in_flight
+        self.accept = tuple(code in accept for code in range(16))
+        self.answer_nonempty = answer_nonempty
+        self.expected = frozenset(expected) if expected else None
+        self._checks = answer_nonempty or self.expected is not None
+        self.due = [0.0] * 65536
+        self.sent = [0.0] * 65536
+        self.serials = [-1] * 65536  # -1: free
+        self.fifo: deque[int] = deque()
+        self._serial = 0
+        self.busy = 0
+        self.driver: Driver | None = None
+        self.replies = 0
+        """Accepted replies seen by the answer check (it samples by this count)."""
+        self.timeouts = 0
+        self.answers_checked = 0
+        self.answer_failures = 0
+        self.empty_answers = 0
+        self.stray = 0
+        self.notes: Counter[str] = Counter()
+        """Events not tied to one query: ICMP errors, malformed or stray datagrams."""
+        self.timeout_label = "timeout"
+
+    def take(self, due: float, now: float) -> tuple[int, bytes]:
+        """Register one query sent now; returns its serial and its wire form (without framing)."""
+        serials = self.serials
+        serial = self._serial + 1
+        while serials[serial & 0xFFFF] >= 0:  # ID still in flight: skip it
+            serial += 1
+        self._serial = serial
+        qid = serial & 0xFFFF
+        serials[qid] = serial
+        self.due[qid] = due
+        self.sent[qid] = now
+        self.fifo.append(serial)
+        self.busy += 1
+        index = self._next_question
+        self._next_question = index + 1 if index + 1 < self._count else 0
+        return serial, ID_PREFIX[qid] + self.tails[index]
+
+    def on_reply(self, data: bytes) -> None:
+        """Judge one reply from its header (and, on a sample, its answer) and report it."""
+        if len(data) < 12:
+            self.notes["malformed"] += 1
+            return
+        qid = data[0] << 8 | data[1]
+        serials = self.serials
+        if serials[qid] < 0:
+            self.stray += 1  # a reply after its query timed out, or a duplicate
+            return
+        serials[qid] = -1
+        self.busy -= 1
+        rcode = data[3] & 15
+        ok = self.accept[rcode]
+        error = None
+        if ok and self._checks:
+            error = self._check(data)
+            ok = error is None
+        assert self.driver is not None
+        self.driver.complete(self.due[qid], self.sent[qid], ok, RCODE_NAMES[rcode], error, len(data))
+
+    def _check(self, data: bytes) -> str | None:
+        """The answer checks of an accepted reply: the failure's name, or ``None``."""
+        if self.answer_nonempty and not (data[6] or data[7]):
+            self.empty_answers += 1
+            return "empty-answer"
+        if self.expected is not None:
+            self.replies += 1
+            if self.replies <= SAMPLE_FIRST or self.replies % SAMPLE_EVERY == 0:
+                self.answers_checked += 1
+                if not answer_matches(data, self.expected):
+                    self.answer_failures += 1
+                    return "wrong-answer"
+        return None
+
+    def fail(self, serial: int, error: str) -> None:
+        """Fail one query, if it is still in flight."""
+        qid = serial & 0xFFFF
+        if self.serials[qid] != serial:
+            return
+        self.serials[qid] = -1
+        self.busy -= 1
+        assert self.driver is not None
+        self.driver.complete(self.due[qid], self.sent[qid], False, None, error, 0)
+
+    def sweep(self, now: float) -> None:
+        """Fail every query older than the timeout (the FIFO is in send order)."""
+        fifo, serials, sent = self.fifo, self.serials, self.sent
+        limit = now - self.timeout
+        while fifo:
+            serial = fifo[0]
+            qid = serial & 0xFFFF
+            if serials[qid] != serial:
+                fifo.popleft()  # answered already
+                continue
+            if sent[qid] > limit:
+                return
+            fifo.popleft()
+            self.timeouts += 1
+            self.fail(serial, self.timeout_label)
+
+    def fail_all(self, error: str) -> None:
+        """Fail every query in flight (the client is closing)."""
+        while self.fifo:
+            self.fail(self.fifo.popleft(), error)
+
+
+class UdpClient(QueryTable):
+    """DNS over UDP to one server (the driver's :class:`~kdoctor.probes.pressure.Client`)."""
+
+    def __init__(
+        self,
+        server: str,
+        port: int,
+        queries: QuerySet,
+        *,
+        timeout: float,
+        max_in_flight: int,
+        accept: Collection[int] = (0,),
+        answer_nonempty: bool = False,
+        expected: Collection[str] | None = None,
+        connections: int = 1,
+    ) -> None:
+        super().__init__(queries, timeout=timeout, max_in_flight=max_in_flight, accept=accept,
+                         answer_nonempty=answer_nonempty, expected=expected)
+        family = socket.AF_INET6 if ":" in server else socket.AF_INET
+        self.sockets: list[socket.socket] = []
+        self._send: list[Callable[[bytes], int]] = []
+        self._failed: list[tuple[int, str]] = []
+        self._loop = asyncio.get_running_loop()
+        try:
+            for _ in range(max(1, connections)):
+                sock = socket.socket(family, socket.SOCK_DGRAM)
+                self.sockets.append(sock)
+                sock.setblocking(False)
+                for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+                    sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER)
+                sock.connect((server, port))
+                self._send.append(sock.send)
+                self._loop.add_reader(sock.fileno(), self._readable, sock)
+        except BaseException:
+            self._close_sockets()
+            raise
+        self._turn = 0
+        self._single = self._send[0] if len(self._send) == 1 else None
+
+    # -- Client protocol ---------------------------------------------------------------------
+    def try_send(self, due: float, now: float) -> bool:
+        if self.busy >= self.max_in_flight:
+            return False
+        serial, wire = self.take(due, now)
+        try:
+            if self._single is not None:
+                self._single(wire)
+            else:
+                turn = self._turn
+                self._turn = turn + 1 if turn + 1 < len(self._send) else 0
+                self._send[turn](wire)
+        except OSError as exc:
+            # Failing it here would re-enter the driver while it is sending; fail it just after.
+            if not self._failed:
+                self._loop.call_soon(self._flush_failed)
+            self._failed.append((serial, _send_error(exc)))
+        return True
+
+    def in_flight(self) -> int:
+        return self.busy
+
+    async def aclose(self) -> None:
+        self._flush_failed()
+        self.fail_all("closed")
+        self._close_sockets()
+
+    # -- internals ---------------------------------------------------------------------------
+    def _readable(self, sock: socket.socket) -> None:
+        recv, on_reply = sock.recv, self.on_reply
+        while True:
+            try:
+                data = recv(RECV_SIZE)
+            except BlockingIOError:
+                return
+            except ConnectionRefusedError:
+                # ICMP port unreachable, reported once on this socket; keep reading.
+                self.notes["icmp-refused"] += 1
+                self.timeout_label = "refused"
+                continue
+            except OSError as exc:
+                self.notes[_send_error(exc)] += 1
+                return
+            on_reply(data)
+
+    def _flush_failed(self) -> None:
+        failed, self._failed = self._failed, []
+        for serial, error in failed:
+            self.fail(serial, error)
+
+    def _close_sockets(self) -> None:
+        for sock in self.sockets:
+            if sock.fileno() >= 0:
+                self._loop.remove_reader(sock.fileno())
+                sock.close()
+        self.sockets.clear()
+
+
+def _send_error(exc: OSError) -> str:
+    if isinstance(exc, ConnectionRefusedError):
+        return "refused"
+    if isinstance(exc, BlockingIOError):
+        return "send-buffer-full"
+    if exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+        return "unreachable"
+    return f"os:{errno.errorcode.get(exc.errno or 0, exc.errno)}"

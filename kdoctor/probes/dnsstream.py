@@ -1,0 +1,164 @@
+"""DNS over TCP and over TLS (DoT, RFC 7858) for the pressure driver.
+
+Connections are opened lazily (``connections`` of them, default 1), kept and reused for every
+query, and pipelined: many queries are in flight on one connection, each framed by its 2-byte
+length (RFC 7766 §6.2.1.1) and matched to its reply by ID, so replies may arrive out of order. A
+connection that fails or is closed by the server fails the queries in flight on it (counted by
+error class) and is reopened on the next query. With TLS the server is verified against
+``tlsCaFile`` when one is given (host name ``tlsServerName``, else the server address); without a
+CA the channel is encrypted but not authenticated, as kdoctor does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Collection
+from typing import cast
+
+from kdoctor.probes.dnsclient import QueryTable
+from kdoctor.probes.dnswire import QuerySet
+from kdoctor.probes.http1 import classify_error
+
+__all__ = ["StreamClient", "tls_context"]
+
+
+def tls_context(ca_file: str | None) -> ssl.SSLContext:
+    """A client context: verifying against ``ca_file`` when given, else not verifying."""
+    if ca_file:
+        return ssl.create_default_context(cafile=ca_file)
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+class _Conn(asyncio.Protocol):
+    """One kept-alive, pipelined DNS stream."""
+
+    def __init__(self, client: StreamClient, index: int) -> None:
+        self.client = client
+        self.index = index
+        self.transport: asyncio.Transport | None = None
+        self.connecting = False
+        self.pending: list[bytes] = []
+        self.buffer = bytearray()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        self.connecting = False
+        if self.pending:
+            self.transport.write(b"".join(self.pending))
+            self.pending.clear()
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self.buffer
+        buffer += data
+        start, size = 0, len(buffer)
+        on_reply = self.client.on_reply
+        while size - start >= 2:
+            length = buffer[start] << 8 | buffer[start + 1]
+            if size - start - 2 < length:
+                break
+            on_reply(bytes(buffer[start + 2:start + 2 + length]))
+            start += 2 + length
+        if start:
+            del buffer[:start]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        self.connecting = False
+        self.buffer.clear()
+        self.client.lost(self, classify_error(exc) if exc else "closed")
+
+    def send(self, wire: bytes) -> None:
+        if self.transport is not None:
+            self.transport.write(wire)
+        else:
+            self.pending.append(wire)
+
+
+class StreamClient(QueryTable):
+    """DNS over TCP (``tls=None``) or TLS to one server: the driver's
+    :class:`~kdoctor.probes.pressure.Client`."""
+
+    def __init__(
+        self,
+        server: str,
+        port: int,
+        queries: QuerySet,
+        *,
+        timeout: float,
+        max_in_flight: int,
+        accept: Collection[int] = (0,),
+        answer_nonempty: bool = False,
+        expected: Collection[str] | None = None,
+        connections: int = 1,
+        tls: ssl.SSLContext | None = None,
+        server_name: str | None = None,
+    ) -> None:
+        super().__init__(queries, timeout=timeout, max_in_flight=max_in_flight, accept=accept,
+                         answer_nonempty=answer_nonempty, expected=expected)
+        self.server = server
+        self.port = port
+        self.tls = tls
+        self.server_name = (server_name or server) if tls is not None else None
+        self.conns = [_Conn(self, i) for i in range(max(1, connections))]
+        self.conn_of = bytearray(65536)  # ID → index of the connection it was sent on
+        # The 2-byte length of each question's query, made once like the queries themselves.
+        self.framing = tuple((len(tail) + 2).to_bytes(2, "big") for tail in queries.tails)
+        self._turn = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- Client protocol ---------------------------------------------------------------------
+    def try_send(self, due: float, now: float) -> bool:
+        if self.busy >= self.max_in_flight:
+            return False
+        question = self._next_question
+        serial, wire = self.take(due, now)
+        turn = self._turn
+        self._turn = turn + 1 if turn + 1 < len(self.conns) else 0
+        conn = self.conns[turn]
+        self.conn_of[serial & 0xFFFF] = turn
+        if conn.transport is None and not conn.connecting:
+            self._open(conn)
+        conn.send(self.framing[question] + wire)
+        return True
+
+    def in_flight(self) -> int:
+        return self.busy
+
+    async def aclose(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        self.fail_all("closed")
+        for conn in self.conns:
+            if conn.transport is not None:
+                conn.transport.close()
+
+    # -- called by connections ---------------------------------------------------------------
+    def lost(self, conn: _Conn, error: str) -> None:
+        """Fail the queries in flight on ``conn``, which has closed or failed."""
+        conn.pending.clear()
+        serials, conn_of = self.serials, self.conn_of
+        for serial in list(self.fifo):
+            qid = serial & 0xFFFF
+            if serials[qid] == serial and conn_of[qid] == conn.index:
+                self.fail(serial, error)
+
+    def _open(self, conn: _Conn) -> None:
+        conn.connecting = True
+        task = asyncio.get_running_loop().create_task(self._connect(conn))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _connect(self, conn: _Conn) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.create_connection(lambda: conn, self.server, self.port, ssl=self.tls,
+                                         server_hostname=self.server_name)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # every failure to connect is counted on the queries it fails
+            conn.connecting = False
+            self.lost(conn, classify_error(exc))

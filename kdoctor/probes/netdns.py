@@ -1,0 +1,207 @@
+"""Netdns: from this node, DNS queries at a fixed QPS to a DNS server, checked reply by reply.
+
+=================  ==================================================================  ==========
+target             servers                                                             query type
+=================  ==================================================================  ==========
+``targetUser``     ``server:port``                                                     queryType, else A
+``targetDns``      every ``nameserver`` of the node's resolv.conf (``KDOCTOR_RESOLV_    queryType, else A
+                   CONF``), port 53 (853 for tcp-tls), once per testIPv4 / testIPv6     (IPv4) / AAAA (IPv6)
+=================  ==================================================================  ==========
+
+Each target gets the full ``request.qps`` for ``request.durationInSecond``, open loop, through the
+shared pressure driver, over UDP (:mod:`dnsclient`), TCP or DNS over TLS (:mod:`dnsstream`). A
+query succeeds when its reply's RCODE is one of ``expect.replyCodes`` (NOERROR by default) and the
+answer check passes (``answerNonEmpty``, ``answers``). The resolv.conf nameservers are read on the
+node, since the coordinator cannot know them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+from kdoctor.probes.dnsclient import QueryTable, UdpClient
+from kdoctor.probes.dnsstream import StreamClient, tls_context
+from kdoctor.probes.dnswire import QuerySet, rcode_value
+from kdoctor.probes.http1 import classify_error
+from kdoctor.probes.judge import judge_target, node_verdict
+from kdoctor.probes.measure import GeneratorMonitor, target_result
+from kdoctor.probes.pressure import Driver, DriverStats, Pace
+from kdoctor.settings import Settings
+from kdoctor.specs.netdns import Netdns
+from kdoctor.specs.nodes import NodeInfo
+from kdoctor.specs.plan import Assignment, InventoryView, PlannedTarget
+from kdoctor.specs.results import DnsFigures, NodeResult, TargetResult
+
+__all__ = ["plan", "read_nameservers", "run"]
+
+RESOLV_CONF = "resolv.conf"
+MAX_IN_FLIGHT = 60000  # 16-bit query IDs, with room to skip busy ones
+SCHEMES = {"udp": "udp", "tcp": "tcp", "tcp-tls": "tls"}
+
+
+def _family(address: str) -> Literal[4, 6]:
+    return 6 if ipaddress.ip_address(address).version == 6 else 4
+
+
+def _url(protocol: str, server: str, port: int) -> str:
+    host = f"[{server}]" if ":" in server else server
+    return f"{SCHEMES[protocol]}://{host}:{port}"
+
+
+def _target(protocol: str, server: str, port: int, qtype: str, family: Literal[4, 6] | None = None) -> PlannedTarget:
+    return PlannedTarget(
+        name=f"{protocol}/{qtype}/{_url(protocol, server, port).split('://')[1]}", kind="dns",
+        url=_url(protocol, server, port), family=family or _family(server),
+        extra={"server": server, "port": port, "queryType": qtype},
+    )
+
+
+def plan(spec: Netdns, source: NodeInfo, view: InventoryView) -> tuple[list[PlannedTarget], list[str]]:
+    """The DNS targets of ``source``: the same for every node (targetDns is resolved on the node)."""
+    request, target = spec.spec.request, spec.spec.target
+    warnings: list[str] = []
+    if target.target_user is not None:
+        user = target.target_user
+        return [_target(request.protocol, user.server, user.port, request.query_type or "A")], warnings
+    dns = target.target_dns
+    assert dns is not None  # the spec demands one of the two
+    if dns.service_name or dns.service_namespace:
+        warnings.append("targetDns.serviceName/serviceNamespace are accepted but not used: each node "
+                        "queries the nameservers of its resolv.conf")
+    targets = []
+    for family, wanted in ((4, dns.test_ipv4), (6, dns.test_ipv6)):
+        if wanted:
+            qtype = request.query_type or ("A" if family == 4 else "AAAA")
+            targets.append(PlannedTarget(
+                name=f"{request.protocol}/{qtype}/{RESOLV_CONF}", kind="dns", url=RESOLV_CONF,
+                family=family, extra={"resolvConf": True, "queryType": qtype}))
+    return targets, warnings
+
+
+def read_nameservers(path: str) -> list[str]:
+    """The ``nameserver`` addresses of a resolv.conf, in order (zone suffixes like %eth0 dropped)."""
+    servers = []
+    for line in Path(path).read_text().splitlines():
+        fields = line.split("#", 1)[0].split(";", 1)[0].split()
+        if len(fields) >= 2 and fields[0] == "nameserver":
+            address = fields[1].split("%", 1)[0]
+            try:
+                servers.append(str(ipaddress.ip_address(address)))
+            except ValueError:
+                continue
+    return servers
+
+
+def _resolve(planned: Sequence[PlannedTarget], protocol: str) -> tuple[list[PlannedTarget], list[TargetResult]]:
+    """Replace resolv.conf placeholders by one target per nameserver; failures become results."""
+    concrete: list[PlannedTarget] = []
+    failed: list[TargetResult] = []
+    port = 853 if protocol == "tcp-tls" else 53
+    for item in planned:
+        if not item.extra.get("resolvConf"):
+            concrete.append(item)
+            continue
+        path = Settings.from_env().resolv_conf
+        try:
+            servers = read_nameservers(path)
+        except OSError as exc:
+            failed.append(_failed(item, f"cannot read {path}: {exc.strerror or exc}"))
+            continue
+        if not servers:
+            failed.append(_failed(item, f"{path} names no nameserver"))
+        for server in servers:
+            concrete.append(_target(protocol, server, port, str(item.extra["queryType"]), item.family))
+    return concrete, failed
+
+
+def _failed(item: PlannedTarget, reason: str) -> TargetResult:
+    return TargetResult(name=item.name, kind=item.kind, url=item.url, family=item.family,
+                        verdict="failed", reason=reason)
+
+
+def _in_flight(spec: Netdns) -> int:
+    """Queries in flight per target: ``request.concurrency``, else all that ``qps`` × timeout can
+    leave outstanding. A query in flight costs a table slot, not a connection, so the common
+    default's cap of 1,000 is not applied: with it, a burst of queries lost by the server would
+    stall the generator for a whole timeout."""
+    request = spec.spec.request
+    if request.concurrency is not None:
+        return request.concurrency
+    return max(1, min(MAX_IN_FLIGHT, int(request.qps * request.timeout_seconds) + 1))
+
+
+def _client(item: PlannedTarget, spec: Netdns) -> UdpClient | StreamClient:
+    request, expect, target = spec.spec.request, spec.spec.expect, spec.spec.target
+    queries = QuerySet(request.names, str(item.extra["queryType"]))
+    server, port = str(item.extra["server"]), int(item.extra["port"])
+    accept = [rcode_value(code) for code in expect.reply_codes]
+    if request.protocol == "udp":
+        return UdpClient(server, port, queries, timeout=request.timeout_seconds,
+                         max_in_flight=_in_flight(spec), accept=accept,
+                         answer_nonempty=expect.answer_non_empty, expected=expect.answers or None,
+                         connections=request.connections)
+    return StreamClient(server, port, queries, timeout=request.timeout_seconds,
+                        max_in_flight=_in_flight(spec), accept=accept,
+                        answer_nonempty=expect.answer_non_empty, expected=expect.answers or None,
+                        connections=request.connections,
+                        tls=tls_context(target.tls_ca_file) if request.protocol == "tcp-tls" else None,
+                        server_name=target.tls_server_name)
+
+
+def _figures(item: PlannedTarget, spec: Netdns, client: QueryTable, stats: DriverStats) -> DnsFigures:
+    request = spec.spec.request
+    return DnsFigures(
+        server=str(item.extra["server"]), port=int(item.extra["port"]), protocol=request.protocol,
+        query_type=str(item.extra["queryType"]), domains=request.names,
+        rcodes=dict(sorted(stats.codes.items())), timeouts=client.timeouts,
+        answers_checked=client.answers_checked, answer_failures=client.answer_failures,
+        empty_answers=client.empty_answers, stray_replies=client.stray,
+        events=dict(sorted(client.notes.items())),
+    )
+
+
+def _why(result: TargetResult, figures: DnsFigures, accepted: Sequence[str]) -> str:
+    """What the failed queries got: unaccepted RCODEs, answer-check failures, errors."""
+    parts = [f"{code} {n}" for code, n in figures.rcodes.items() if code not in accepted]
+    parts += [f"{error} {n}" for error, n in result.errors.items()]
+    return f" ({', '.join(parts)})" if parts else ""
+
+
+async def run(assignment: Assignment, spec: Netdns, t0: float, monitor: GeneratorMonitor) -> NodeResult:
+    """Query every target at once, starting at ``t0`` (a ``perf_counter`` instant)."""
+    request = spec.spec.request
+    planned, results = _resolve(assignment.targets, request.protocol)
+    drivers: list[tuple[PlannedTarget, Pace, UdpClient | StreamClient, Driver]] = []
+    try:
+        for index, item in enumerate(planned):
+            pace = Pace(qps=request.qps, duration=request.duration_in_second,
+                        timeout=request.timeout_seconds, phase=index / max(len(planned), 1))
+            try:
+                client = _client(item, spec)
+            except OSError as exc:
+                results.append(_failed(item, f"cannot open a socket to {item.url}: {classify_error(exc)}"))
+                continue
+            driver = Driver(client, pace)
+            client.driver = driver
+            drivers.append((item, pace, client, driver))
+        all_stats = await asyncio.gather(*(driver.run(t0) for *_, driver in drivers))
+    finally:
+        for _, _, client, _ in drivers:
+            await client.aclose()
+    unsent = 0
+    for (item, pace, client, _), stats in zip(drivers, all_stats, strict=True):
+        monitor.add_lag(stats)
+        unsent += stats.unsent
+        figures = _figures(item, spec, client, stats)
+        result = target_result(item, stats, pace).model_copy(update={"dns": figures})
+        verdict, reason = judge_target(result, spec.spec.expect)
+        if verdict == "failed":
+            reason += _why(result, figures, spec.spec.expect.reply_codes)
+        results.append(result.model_copy(update={"verdict": verdict, "reason": reason}))
+    status, why = node_verdict(results)
+    return NodeResult(node=assignment.node, status=status, reason=why, targets=results,
+                      generator=monitor.finish(unsent))

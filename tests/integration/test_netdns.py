@@ -1,0 +1,208 @@
+"""Netdns against real DNS servers: dnsmasq (UDP, TCP, query log), unbound (DoT, dropping queries),
+and one round through three real workers."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from importlib import resources
+from typing import Any
+
+import pytest
+import uvloop
+
+from kdoctor.api import Client
+from kdoctor.localcluster import LocalCluster
+from kdoctor.localdns import DOMAIN, HOSTS, Dnsmasq, Unbound
+from kdoctor.probes import netdns
+from kdoctor.probes.measure import GeneratorMonitor
+from kdoctor.specs import load_spec, load_text
+from kdoctor.specs.netdns import Netdns
+from kdoctor.specs.nodes import NodeInfo
+from kdoctor.specs.plan import Assignment, InventoryView
+from kdoctor.specs.results import NodeResult
+from tests.conftest import cli_env
+
+WWW = f"www.{DOMAIN}"
+
+
+@pytest.fixture(scope="module")
+def dnsmasq() -> Iterator[Dnsmasq]:
+    with Dnsmasq() as server:
+        yield server
+
+
+def spec(server: str, port: int, *, qps: int = 200, duration: int = 1, protocol: str = "udp",
+         request: dict[str, Any] | None = None, expect: dict[str, Any] | None = None,
+         target: dict[str, Any] | None = None) -> Netdns:
+    document = {
+        "apiVersion": "kdoctor.io/v1beta1", "kind": "Netdns", "metadata": {"name": "dns"},
+        "spec": {
+            "request": {"qps": qps, "durationInSecond": duration, "perRequestTimeoutInMS": 500,
+                        "domain": WWW, "protocol": protocol, **(request or {})},
+            "target": {"targetUser": {"server": server, "port": port}, **(target or {})},
+            "expect": {"successRate": 1, "meanAccessDelayInMs": 200, **(expect or {})},
+        },
+    }
+    loaded = load_spec(document)
+    assert isinstance(loaded, Netdns)
+    return loaded
+
+
+def run_node(document: Netdns) -> NodeResult:
+    """Plan and run one node's Netdns probe in this process, as a worker would."""
+    node = NodeInfo(name="node-1")
+    targets, warnings = netdns.plan(document, node, InventoryView(expected=[node], live=["node-1"]))
+    assignment = Assignment(round_id="r", job="j", round=1, kind="Netdns", name="dns",
+                            spec=document.model_dump(mode="json", by_alias=True), node="node-1",
+                            targets=targets, start_at=time.time(), deadline=time.time() + 60,
+                            warnings=warnings)
+
+    async def go() -> NodeResult:
+        monitor = GeneratorMonitor()
+        monitor.start()
+        return await netdns.run(assignment, document, time.perf_counter(), monitor)
+
+    return uvloop.run(go())
+
+
+@pytest.mark.parametrize("protocol", ["udp", "tcp"])
+def test_udp_and_tcp_pass_and_match_the_query_log(dnsmasq: Dnsmasq, protocol: str) -> None:
+    before = dnsmasq.wait_quiet(0.1)
+    result = run_node(spec("127.0.0.1", dnsmasq.port, protocol=protocol,
+                           request={"domains": [WWW, f"api.{DOMAIN}"], "connections": 2},
+                           expect={"answerNonEmpty": True, "answers": ["10.53.0.1", "10.53.0.2"]}))
+    assert result.status == "passed", result.reason
+    [target] = result.targets
+    assert target.requests == 200 and target.successes == 200
+    assert target.dns is not None and target.dns.rcodes == {"NOERROR": 200}
+    assert target.dns.answers_checked == 200 and target.dns.answer_failures == 0
+    assert target.achieved_qps == pytest.approx(200, rel=0.02)
+    assert target.latency_ms.p99 is not None
+    # What the server logged is exactly what the probe reports it sent.
+    assert dnsmasq.wait_quiet(0.1) - before == target.requests
+
+
+def test_ipv6_server_and_other_query_types(dnsmasq: Dnsmasq) -> None:
+    result = run_node(spec("::1", dnsmasq.port, qps=50, request={"queryType": "AAAA"},
+                           expect={"answers": [HOSTS[WWW][1]]}))
+    assert result.status == "passed", result.reason
+    assert result.targets[0].family == 6 and result.targets[0].url == f"udp://[::1]:{dnsmasq.port}"
+    for qtype, name in (("SRV", f"_http._tcp.www.{DOMAIN}"), ("TXT", f"txt.{DOMAIN}"),
+                        ("PTR", "1.0.53.10.in-addr.arpa")):
+        result = run_node(spec("127.0.0.1", dnsmasq.port, qps=20,
+                               request={"queryType": qtype, "domain": name}, expect={"answerNonEmpty": True}))
+        assert result.status == "passed", (qtype, result.reason)
+
+
+def test_nxdomain_is_a_failure(dnsmasq: Dnsmasq) -> None:
+    result = run_node(spec("127.0.0.1", dnsmasq.port, qps=50,
+                           request={"domains": [WWW, f"missing.{DOMAIN}"]}))
+    assert result.status == "failed"
+    [target] = result.targets
+    assert target.dns is not None and target.dns.rcodes == {"NOERROR": 25, "NXDOMAIN": 25}
+    assert target.successes == 25 and "NXDOMAIN 25" in target.reason
+    # ... unless the spec says NXDOMAIN is what it expects (kdoctor's behaviour, asked for).
+    relaxed = run_node(spec("127.0.0.1", dnsmasq.port, qps=50, request={"domain": f"missing.{DOMAIN}"},
+                            expect={"replyCodes": ["NOERROR", "NXDOMAIN"]}))
+    assert relaxed.status == "passed", relaxed.reason
+
+
+def test_a_wrong_answer_is_caught(dnsmasq: Dnsmasq) -> None:
+    result = run_node(spec("127.0.0.1", dnsmasq.port, qps=50, request={"domain": f"multi.{DOMAIN}"},
+                           expect={"answers": ["10.53.0.3"]}))
+    assert result.status == "failed"
+    [target] = result.targets
+    assert target.dns is not None and target.dns.answer_failures == 50
+    assert target.errors == {"wrong-answer": 50} and "wrong-answer 50" in target.reason
+
+
+def test_dns_over_tls_verified_by_ca() -> None:
+    with Unbound() as unbound:
+        verified = run_node(spec("127.0.0.1", unbound.port, qps=100, protocol="tcp-tls",
+                                 target={"tlsCaFile": unbound.ca_file, "tlsServerName": unbound.server_name},
+                                 expect={"answers": ["10.53.0.1"]}))
+        assert verified.status == "passed", verified.reason
+        assert verified.targets[0].successes == 100
+        assert verified.targets[0].url == f"tls://127.0.0.1:{unbound.port}"
+        # The wrong name fails verification: counted as TLS errors, not answered.
+        wrong = run_node(spec("127.0.0.1", unbound.port, qps=20, protocol="tcp-tls",
+                              target={"tlsCaFile": unbound.ca_file, "tlsServerName": "other.example"}))
+        assert wrong.status == "failed"
+        assert wrong.targets[0].successes == 0 and "tls" in wrong.targets[0].errors
+        # Without a CA the channel is encrypted but the server not verified (kdoctor's behaviour).
+        unverified = run_node(spec("127.0.0.1", unbound.port, qps=20, protocol="tcp-tls"))
+        assert unverified.status == "passed", unverified.reason
+
+
+@pytest.mark.parametrize("protocol", ["udp", "tcp"])
+def test_a_server_that_drops_queries_times_out_counted(protocol: str) -> None:
+    with Unbound(drop=True) as unbound:
+        started = time.monotonic()
+        result = run_node(spec("127.0.0.1", unbound.port, qps=50, protocol=protocol,
+                               request={"perRequestTimeoutInMS": 200}))
+        assert time.monotonic() - started < 5  # nothing hangs
+    assert result.status == "failed"
+    [target] = result.targets
+    assert target.requests == 50 and target.successes == 0
+    assert sum(target.errors.values()) == 50
+    if protocol == "udp":
+        assert target.dns is not None and target.dns.timeouts == 50
+
+
+def test_a_closed_port_is_reported_refused() -> None:
+    from kdoctor.localdns import free_dns_port
+
+    result = run_node(spec("127.0.0.1", free_dns_port(), qps=20, request={"perRequestTimeoutInMS": 100}))
+    [target] = result.targets
+    assert target.successes == 0 and set(target.errors) <= {"refused", "timeout"}
+    assert target.errors.get("refused", 0) > 0
+
+
+def test_resolv_conf_nameservers(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    resolv = tmp_path / "resolv.conf"
+    resolv.write_text("# comment\nsearch svc.cluster.local\nnameserver 127.0.0.1\nnameserver fe80::1%eth0\n"
+                      "nameserver not-an-address\noptions ndots:5\n")
+    assert netdns.read_nameservers(str(resolv)) == ["127.0.0.1", "fe80::1"]
+    document = load_spec({"apiVersion": "kdoctor.io/v1beta1", "kind": "Netdns", "metadata": {"name": "d"},
+                          "spec": {"target": {"targetDns": {"testIPv4": True, "testIPv6": True,
+                                                            "serviceName": "kube-dns"}}}})
+    assert isinstance(document, Netdns)
+    node = NodeInfo(name="n")
+    targets, warnings = netdns.plan(document, node, InventoryView(expected=[node], live=["n"]))
+    assert [(t.family, t.extra["queryType"]) for t in targets] == [(4, "A"), (6, "AAAA")]
+    assert warnings and "serviceName" in warnings[0]
+    empty = tmp_path / "empty.conf"
+    empty.write_text("search x\n")
+    monkeypatch.setenv("KDOCTOR_RESOLV_CONF", str(empty))
+    result = run_node(document)
+    assert result.status == "failed"
+    assert all("names no nameserver" in t.reason for t in result.targets)
+
+
+def test_three_node_round(make_cluster: Callable[..., LocalCluster], client: Client, dnsmasq: Dnsmasq,
+                          broker_url: str) -> None:
+    make_cluster(3)
+    before = dnsmasq.wait_quiet(0.1)
+    # The packaged demo spec, pointed at this test's dnsmasq.
+    document = load_text(resources.files("kdoctor.examples").joinpath("demo-netdns.yaml").read_text())
+    assert isinstance(document, Netdns)
+    raw = document.model_dump(mode="json", by_alias=True)
+    raw["spec"]["target"]["targetUser"]["port"] = dnsmasq.port
+    raw["spec"]["request"]["durationInSecond"] = 2
+    report = client.submit(raw).wait(timeout=60)
+    assert report.verdict == "passed", report.reasons
+    assert set(report.nodes) == {"node-1", "node-2", "node-3"}
+    sent = 0
+    for node in report.nodes.values():
+        [target] = node.targets
+        assert target.requests == 200 and target.successes == 200 and target.dns is not None
+        assert target.dns.rcodes == {"NOERROR": 200} and target.dns.answers_checked == 200
+        sent += target.requests
+    assert dnsmasq.wait_quiet(0.1) - before == sent == 600
+    shown = subprocess.run([sys.executable, "-m", "kdoctor", "report", report.id], env=cli_env(broker_url),
+                           text=True, capture_output=True, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    assert f"udp/A/127.0.0.1:{dnsmasq.port}" in shown.stdout
