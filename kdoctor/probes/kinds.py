@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kdoctor.errors import SetupError
-from kdoctor.probes import netreach
+from kdoctor.probes import diskio, netreach
 from kdoctor.probes.measure import GeneratorMonitor
 from kdoctor.specs.nodes import NodeInfo
 from kdoctor.specs.plan import Assignment, InventoryView, PlannedTarget
@@ -39,6 +39,7 @@ class ProbeKind:
 
 KINDS: dict[str, ProbeKind] = {
     "NetReach": ProbeKind("NetReach", netreach.plan, netreach.run),
+    "DiskIO": ProbeKind("DiskIO", diskio.plan, diskio.run, diskio.budget, diskio.serial),
 }
 
 

@@ -44,6 +44,20 @@ class Latency:
         self.count += 1
         self.sum_us += us
 
+    def record_us(self, us: int) -> None:
+        """Record one latency given in whole microseconds (the disk probes' hot path)."""
+        if us < LOWEST_US:
+            us = LOWEST_US
+        elif us > HIGHEST_US:
+            us = HIGHEST_US
+        self.hist.record_value(us)
+        if self.count == 0 or us < self.min_us:
+            self.min_us = us
+        if us > self.max_us:
+            self.max_us = us
+        self.count += 1
+        self.sum_us += us
+
     def merge(self, other: Latency) -> None:
         """Add another recorder's samples to this one."""
         if other.count == 0:
