@@ -118,7 +118,7 @@ def write_sequential(fd: int, size: int, block: int, deadline: float, stopper: S
             out.latency.record_us((clock() - t) // 1000)
             offset += written
             out.operations += 1
-        if sync_at_end:
+        if sync_at_end and not stopper.event.is_set():
             os.fdatasync(fd)
         out.bytes = offset
         out.seconds = (clock() - start) / 1e9
@@ -190,7 +190,7 @@ def random_io(fd: int, file_size: int, block: int, depth: int, total_bytes: int,
 
     start = clock()
     total = in_threads(stopper, depth, one)
-    if write and sync_at_end:
+    if write and sync_at_end and not stopper.event.is_set():
         os.fdatasync(fd)
     # IOPS over the wall time of the whole depth (the slowest thread ends it), not per thread.
     total.seconds = (clock() - start) / 1e9
