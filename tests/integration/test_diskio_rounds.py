@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -62,8 +63,11 @@ def test_serial_round_runs_one_node_at_a_time(make_cluster: Callable[..., LocalC
     cluster_with_data_dirs(make_cluster, tmp_path)
     report = client.submit(diskio("serial", ["etcd"], durationInSecond=1, serial=True)).wait(timeout=90)
     assert report.verdict == "passed", report.reasons
-    spans = sorted((node.started, node.finished) for node in report.nodes.values())
+    spans = []
+    for node in report.nodes.values():
+        assert node.started is not None and node.finished is not None
+        spans.append((node.started, node.finished))
+    spans.sort()
     assert len(spans) == 3
-    for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
-        assert end is not None and start is not None
+    for (_, end), (start, _) in itertools.pairwise(spans):
         assert end <= start, f"node runs overlap: {spans}"
