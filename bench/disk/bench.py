@@ -58,13 +58,23 @@ QUICK = Sizes(etcd_mib=8, seq_mib=128, rand_mib=32)
 
 
 @dataclass(frozen=True)
-class Measure:
+class Figure:
+    """One figure a workload yields, with the goal of its ratio (None: shown, not judged)."""
+
     name: str
     unit: str
-    goal: Callable[[float], bool]
+    goal: Callable[[float], bool] | None
     goal_text: str
-    fio: Callable[[str, Sizes], float]
-    ours: Callable[[str, Sizes], float]
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One workload run by both tools; each returns its figures by name."""
+
+    name: str
+    figures: list[Figure]
+    fio: Callable[[str, Sizes], dict[str, float]]
+    ours: Callable[[str, Sizes], dict[str, float]]
 
 
 def fio(directory: str, *args: str) -> dict[str, Any]:
@@ -91,92 +101,100 @@ def ours(directory: str, profile: str, size_mib: int, **request: Any) -> DiskPro
     return result.profiles[0]
 
 
-def _ms(ns: float) -> float:
-    return ns / 1e6
+def _fio_etcd(d: str, s: Sizes) -> dict[str, float]:
+    pct = fio(d, "--rw=write", "--ioengine=sync", "--fdatasync=1", "--bs=2300",
+              f"--size={s.etcd_mib}m")["sync"]["lat_ns"]["percentile"]
+    return {"p99": pct["99.000000"] / 1e6, "p50": pct["50.000000"] / 1e6}
 
 
-MEASURES = [
-    Measure(
-        "etcd fdatasync p99", "ms", lambda r: 0.85 <= r <= 1.15, "0.85-1.15",
-        lambda d, s: _ms(fio(d, "--rw=write", "--ioengine=sync", "--fdatasync=1", "--bs=2300",
-                             f"--size={s.etcd_mib}m")["sync"]["lat_ns"]["percentile"]["99.000000"]),
-        lambda d, s: float(ours(d, "etcd", s.etcd_mib).latency_ms.p99 or 0.0),
-    ),
-    Measure(
-        "seqWrite 1 MiB", "MiB/s", lambda r: r >= 0.9, ">= 0.9",
-        lambda d, s: fio(d, "--rw=write", "--bs=1M", "--direct=1", "--ioengine=psync",
-                         f"--size={s.seq_mib}m")["write"]["bw_bytes"] / MIB,
-        lambda d, s: ours(d, "seqWrite", s.seq_mib).mib_per_second,
-    ),
-    Measure(
-        "seqRead 1 MiB", "MiB/s", lambda r: r >= 0.9, ">= 0.9",
-        lambda d, s: fio(d, "--rw=read", "--bs=1M", "--direct=1", "--ioengine=psync",
-                         f"--size={s.seq_mib}m")["read"]["bw_bytes"] / MIB,
-        lambda d, s: ours(d, "seqRead", s.seq_mib).mib_per_second,
-    ),
-    Measure(
-        "randRead 4 KiB qd1", "IOPS", lambda r: r >= 0.8, ">= 0.8",
-        lambda d, s: fio(d, "--rw=randread", "--bs=4k", "--direct=1", "--ioengine=psync", "--norandommap",
-                         f"--size={s.rand_mib}m")["read"]["iops"],
-        lambda d, s: ours(d, "randRead", s.rand_mib, queueDepths=[1]).iops,
-    ),
-    Measure(
-        "randRead 4 KiB qd32", "IOPS", lambda r: r >= 0.5, ">= 0.5",
-        lambda d, s: fio(d, "--rw=randread", "--bs=4k", "--direct=1", "--ioengine=libaio", "--iodepth=32",
-                         "--norandommap", f"--size={s.rand_mib}m")["read"]["iops"],
-        lambda d, s: ours(d, "randRead", s.rand_mib, queueDepths=[32]).iops,
-    ),
+def _ours_etcd(d: str, s: Sizes) -> dict[str, float]:
+    lat = ours(d, "etcd", s.etcd_mib).latency_ms
+    return {"p99": float(lat.p99 or 0.0), "p50": float(lat.p50 or 0.0)}
+
+
+def _fio_rand(depth: int) -> Callable[[str, Sizes], dict[str, float]]:
+    engine = ["--ioengine=psync"] if depth == 1 else ["--ioengine=libaio", f"--iodepth={depth}"]
+    return lambda d, s: {"iops": fio(d, "--rw=randread", "--bs=4k", "--direct=1", "--norandommap", *engine,
+                                     f"--size={s.rand_mib}m")["read"]["iops"]}
+
+
+def _ours_rand(depth: int) -> Callable[[str, Sizes], dict[str, float]]:
+    return lambda d, s: {"iops": ours(d, "randRead", s.rand_mib, queueDepths=[depth]).iops}
+
+
+WORKLOADS = [
+    Workload("etcd fdatasync", [Figure("p99", "ms", lambda r: 0.85 <= r <= 1.15, "0.85-1.15"),
+                                Figure("p50", "ms", None, "(shown)")],
+             _fio_etcd, _ours_etcd),
+    Workload("seqWrite 1 MiB", [Figure("bw", "MiB/s", lambda r: r >= 0.9, ">= 0.9")],
+             lambda d, s: {"bw": fio(d, "--rw=write", "--bs=1M", "--direct=1", "--ioengine=psync",
+                                     f"--size={s.seq_mib}m")["write"]["bw_bytes"] / MIB},
+             lambda d, s: {"bw": ours(d, "seqWrite", s.seq_mib).mib_per_second}),
+    Workload("seqRead 1 MiB", [Figure("bw", "MiB/s", lambda r: r >= 0.9, ">= 0.9")],
+             lambda d, s: {"bw": fio(d, "--rw=read", "--bs=1M", "--direct=1", "--ioengine=psync",
+                                     f"--size={s.seq_mib}m")["read"]["bw_bytes"] / MIB},
+             lambda d, s: {"bw": ours(d, "seqRead", s.seq_mib).mib_per_second}),
+    Workload("randRead 4 KiB qd1", [Figure("iops", "IOPS", lambda r: r >= 0.8, ">= 0.8")],
+             _fio_rand(1), _ours_rand(1)),
+    Workload("randRead 4 KiB qd32", [Figure("iops", "IOPS", lambda r: r >= 0.5, ">= 0.5")],
+             _fio_rand(32), _ours_rand(32)),
 ]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="smaller files, one round fewer")
-    parser.add_argument("--rounds", type=int, default=None, help="rounds (default 3, quick 2)")
+    parser.add_argument("--quick", action="store_true", help="smaller files, fewer rounds")
+    parser.add_argument("--rounds", type=int, default=None, help="rounds (default 5, quick 3)")
     parser.add_argument("--dir", default=None, help="directory to test (default: a new one under /var/tmp)")
     args = parser.parse_args()
     if shutil.which("fio") is None:
         print("fio is not installed: run ./scripts/install", file=sys.stderr)
         return 2
     sizes = QUICK if args.quick else FULL
-    rounds = args.rounds or (2 if args.quick else 3)
+    rounds = args.rounds or (3 if args.quick else 5)
     directory = args.dir or tempfile.mkdtemp(prefix="kdoctor-bench-disk-", dir="/var/tmp")
     place = diskplace.open_place(directory, ".")
     fs = place.filesystem
     place.close()
     print(f"directory {directory} ({fs}); {rounds} round(s); etcd {sizes.etcd_mib} MiB, seq "
           f"{sizes.seq_mib} MiB, random {sizes.rand_mib} MiB of 4 KiB I/O; {os.cpu_count()} CPUs")
-    figures: dict[str, list[tuple[float, float]]] = {m.name: [] for m in MEASURES}
+    rows = [(w, f) for w in WORKLOADS for f in w.figures]
+    figures: dict[tuple[str, str], list[tuple[float, float]]] = {(w.name, f.name): [] for w, f in rows}
     try:
         for number in range(rounds):
-            for measure in MEASURES:
+            for work in WORKLOADS:
                 # Alternate who goes first, so a drifting disk does not favour one side.
                 if number % 2 == 0:
-                    theirs = measure.fio(directory, sizes)
-                    mine = measure.ours(directory, sizes)
+                    theirs = work.fio(directory, sizes)
+                    mine = work.ours(directory, sizes)
                 else:
-                    mine = measure.ours(directory, sizes)
-                    theirs = measure.fio(directory, sizes)
-                figures[measure.name].append((theirs, mine))
-                print(f"  round {number + 1} {measure.name:20} fio {theirs:10.2f}  kdoctor {mine:10.2f} "
-                      f"{measure.unit:5} ratio {mine / theirs:.2f}", flush=True)
+                    mine = work.ours(directory, sizes)
+                    theirs = work.fio(directory, sizes)
+                for fig in work.figures:
+                    figures[(work.name, fig.name)].append((theirs[fig.name], mine[fig.name]))
+                    print(f"  round {number + 1} {work.name + ' ' + fig.name:26} fio {theirs[fig.name]:10.2f}  "
+                          f"kdoctor {mine[fig.name]:10.2f} {fig.unit:5} ratio {mine[fig.name] / theirs[fig.name]:.2f}",
+                          flush=True)
     finally:
         if args.dir is None:
             shutil.rmtree(directory, ignore_errors=True)
     print()
-    print(f"{'measurement':22} {'unit':6} {'fio median':>11} {'ours median':>12} {'ratios per round':>24} "
+    print(f"{'measurement':26} {'unit':6} {'fio median':>11} {'ours median':>12} {'ratios per round':>30} "
           f"{'median ratio':>13}  goal")
     failed = 0
-    for measure in MEASURES:
-        pairs = figures[measure.name]
+    for work, fig in rows:
+        pairs = figures[(work.name, fig.name)]
         ratios = [mine / theirs for theirs, mine in pairs]
         ratio = statistics.median(ratios)
-        ok = measure.goal(ratio)
-        failed += not ok
-        print(f"{measure.name:22} {measure.unit:6} {statistics.median(p[0] for p in pairs):11.2f} "
-              f"{statistics.median(p[1] for p in pairs):12.2f} {' '.join(f'{r:.2f}' for r in ratios):>24} "
-              f"{ratio:13.2f}  {measure.goal_text} {'ok' if ok else 'MISSED'}")
-    print("\nratio = kdoctor / fio within one round; the median ratio is the median of those per-round ratios.")
+        verdict = ""
+        if fig.goal is not None:
+            ok = fig.goal(ratio)
+            failed += not ok
+            verdict = "ok" if ok else "MISSED"
+        print(f"{work.name + ' ' + fig.name:26} {fig.unit:6} {statistics.median(p[0] for p in pairs):11.2f} "
+              f"{statistics.median(p[1] for p in pairs):12.2f} {' '.join(f'{r:.2f}' for r in ratios):>30} "
+              f"{ratio:13.2f}  {fig.goal_text} {verdict}")
+    print("\nratio = kdoctor / fio of the same round; median ratio = median of those per-round ratios.")
     return 1 if failed else 0
 
 
