@@ -91,12 +91,14 @@ def ours(directory: str, profile: str, size_mib: int, **request: Any) -> DiskPro
     spec = validate({"apiVersion": "kdoctor.io/v1beta1", "kind": "DiskIO", "metadata": {"name": "bench"},
                      "spec": {"target": {"profiles": [profile]},
                               "request": {"sizeInMiB": size_mib, "durationInSecond": 120,
-                                          "freeSpaceMarginInMiB": 256, **request}}})
+                                          "freeSpaceMarginInMiB": 256, **request},
+                              # Figures are compared, not judged: no verdict may stop the bench.
+                              "expect": {"fdatasyncP99InMs": 3_600_000}}})
     assert isinstance(spec, DiskIO)
     assignment = Assignment(round_id="bench", job="bench", round=1, kind="DiskIO", name="bench", spec={},
                             node="bench", start_at=0, deadline=0)
     result = asyncio.run(diskio.run(assignment, spec, time.perf_counter(), GeneratorMonitor()))
-    if result.status != "passed" or len(result.profiles) != 1:
+    if len(result.profiles) != 1:
         raise SystemExit(f"kdoctor {profile}: {result.status}: {result.reason}")
     return result.profiles[0]
 
