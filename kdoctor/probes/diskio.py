@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,6 +40,8 @@ from kdoctor.specs.results import DiskProfileResult, NodeResult, Verdict
 MIB = 1024 * 1024
 # Opening the directory, probing O_DIRECT and removing the files; kept out of the profiles' time.
 SETUP_SECONDS = 2.0
+# How long a stopped probe waits for its I/O threads before reporting anyway.
+HALT_SECONDS = 1.0
 
 
 def phases(spec: DiskIO) -> int:
@@ -246,15 +249,28 @@ class _Session:
     def close(self) -> list[str]:
         """Stop every loop, close the files, remove them; warnings when something lingered."""
         warnings = []
-        if self.stopper.halt():
-            for fd in self.fds:
+        fds, self.fds = self.fds, []
+
+        def close_fds() -> None:
+            for fd in fds:
                 with contextlib.suppress(OSError):
                     os.close(fd)
+
+        # Bounded: the result must still reach the coordinator before the round's deadline.
+        if self.stopper.halt(HALT_SECONDS):
+            close_fds()
         else:
-            # A thread still inside a system call owns its descriptor: leave it open (it closes
-            # with the process) rather than let the number be reused under it. The name goes now.
-            warnings.append("a disk I/O was still in flight when the probe stopped")
-        self.fds.clear()
+            # A thread still inside a system call owns its descriptor: its number must not be
+            # reused under it, so the descriptors are closed once the thread is out (the pool
+            # process lives on, so leaving them open would pin the disk space). Names go now.
+            warnings.append("a disk I/O was still in flight when the probe stopped; its file is "
+                            "removed and its space freed when the I/O returns")
+
+            def reap() -> None:
+                self.stopper.halt(timeout=3600.0)
+                close_fds()
+
+            threading.Thread(target=reap, name="kdoctor-disk-reaper", daemon=True).start()
         self.place.close()
         return warnings
 
