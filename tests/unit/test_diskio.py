@@ -186,3 +186,20 @@ def test_filesystem_type_is_found() -> None:
         assert diskplace.filesystem_of(fd) == "proc"
     finally:
         os.close(fd)
+
+
+def test_a_refused_directory_ends_as_an_error_node_with_the_reason(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kdoctor.probes.runner import run_assignment
+    from kdoctor.specs.loading import spec_json
+
+    monkeypatch.setenv("KDOCTOR_DATA_DIR", str(tmp_path / "data"))
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "out").symlink_to(tmp_path)
+    now = time.time()
+    result = run_assignment(Assignment(
+        round_id="r", job="j", round=1, kind="DiskIO", name="disk", spec=spec_json(spec("out")), node="n",
+        start_at=now, deadline=now + 30))
+    assert result.status == "error"
+    assert "symlink" in result.reason and result.profiles == []
+    assert everything_under(tmp_path) == ["data", "data/out"]
