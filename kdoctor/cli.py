@@ -59,14 +59,20 @@ def cli(ctx: click.Context, broker: str | None, log_level: str | None) -> None:
 @click.option("--label", "labels", multiple=True, metavar="KEY=VALUE", help="Node label; repeatable.")
 @click.option("--concurrency", type=click.IntRange(1, 16), default=2, show_default=True,
               help="Probes that may run at once on this node.")
+@click.option("--data-dir", envvar="KDOCTOR_DATA_DIR", metavar="DIR", default=None,
+              help="The only directory DiskIO may write under [env KDOCTOR_DATA_DIR; default /var/lib/kdoctor].")
 @click.pass_context
 def worker(ctx: click.Context, node: str, agent_port: int | None, addresses: tuple[str, ...],
-           labels: tuple[str, ...], concurrency: int) -> None:
+           labels: tuple[str, ...], concurrency: int, data_dir: str | None) -> None:
     """Run a node's worker: probes from this node plus the agent other nodes probe."""
+    import dataclasses
+
     from kdoctor.workers import identity
     from kdoctor.workers.node import WorkerOptions, run_worker
 
     settings = _settings(ctx)
+    if data_dir:
+        settings = dataclasses.replace(settings, data_dir=data_dir)
     addrs = list(addresses) or [a for a in settings.agent_addresses.split(",") if a.strip()]
     try:
         label_map = identity.parse_labels(",".join([settings.node_labels, *labels]))

@@ -8,6 +8,9 @@ inspections, and stops everything it started, also on Ctrl-C.
 from __future__ import annotations
 
 import contextlib
+import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from importlib import resources
 
@@ -18,7 +21,7 @@ from kdoctor.localcluster import LocalCluster, RedisServer
 from kdoctor.settings import Settings
 from kdoctor.specs import Report, load_text
 
-DEMO_SPECS = ("demo-netreach.yaml",)
+DEMO_SPECS = ("demo-netreach.yaml", "demo-diskio.yaml")
 
 # Demo processes beat fast so a three-node demo is ready in about two seconds.
 DEMO_ENV = {"KDOCTOR_HEARTBEAT_SECONDS": "0.5", "KDOCTOR_NODE_TIMEOUT_SECONDS": "3",
@@ -42,10 +45,16 @@ def run_demo(node_count: int, broker: str | None, progress: Console) -> list[Rep
     nodes = [f"node-{i}" for i in range(1, node_count + 1)]
     with _broker(broker) as url:
         progress.print(f"[dim]broker {url}[/dim]" if not broker else f"[dim]broker {broker}[/dim]")
-        with LocalCluster(url, env=DEMO_ENV) as cluster:
+        data = tempfile.mkdtemp(prefix="kdoctor-demo-data-")
+        # Removed after the cluster has stopped (an ExitStack entered first exits last).
+        with contextlib.ExitStack() as cleanup, LocalCluster(url, env=DEMO_ENV) as cluster:
+            cleanup.callback(shutil.rmtree, data, True)
             cluster.start_coordinator()
             for node in nodes:
-                cluster.start_worker(node, addresses=("127.0.0.1", "::1"))
+                # Each node's DiskIO writes only under its own data directory.
+                os.makedirs(f"{data}/{node}")
+                cluster.start_worker(node, addresses=("127.0.0.1", "::1"),
+                                     extra_env={"KDOCTOR_DATA_DIR": f"{data}/{node}"})
             with progress.status(f"starting a coordinator and {node_count} workers"):
                 cluster.wait_ready(nodes)
             settings = Settings.from_env({**DEMO_ENV, "KDOCTOR_BROKER_URL": url})

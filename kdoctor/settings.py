@@ -116,7 +116,8 @@ class Settings:
     data_dir: str = _field(
         "KDOCTOR_DATA_DIR",
         "/var/lib/kdoctor",
-        "The only directory under which a worker may write (DiskIO test files).",
+        "The only directory under which a worker may write (DiskIO test files); DiskIO's "
+        "`target.directory` is relative to it. `kdoctor worker --data-dir` overrides it.",
     )
     inventory: str = _field(
         "KDOCTOR_INVENTORY",

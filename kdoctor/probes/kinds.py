@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kdoctor.errors import SetupError
-from kdoctor.probes import apphttp, netdns, netreach
+from kdoctor.probes import apphttp, diskio, netdns, netreach
 from kdoctor.probes.measure import GeneratorMonitor
 from kdoctor.specs.nodes import NodeInfo
 from kdoctor.specs.plan import Assignment, InventoryView, PlannedTarget
@@ -41,6 +41,7 @@ KINDS: dict[str, ProbeKind] = {
     "NetReach": ProbeKind("NetReach", netreach.plan, netreach.run),
     "AppHttpHealthy": ProbeKind("AppHttpHealthy", apphttp.plan, apphttp.run),
     "Netdns": ProbeKind("Netdns", netdns.plan, netdns.run),
+    "DiskIO": ProbeKind("DiskIO", diskio.plan, diskio.run, diskio.budget, diskio.serial),
 }
 
 

@@ -68,11 +68,41 @@ def report_table(report: Report) -> Group:
         + ", ".join(f"{k} {v}" for k, v in summary.nodes.items())
     )
     parts: list[Text | Table] = [head, table, foot]
+    if any(node.profiles for node in report.nodes.values()):
+        nodes = ", ".join(f"{k} {v}" for k, v in summary.nodes.items())
+        parts = [head, disk_table(report), Text(f"nodes: {nodes}")]
     for reason in report.reasons:
         parts.append(Text("✗ " + reason, style="red"))
     for warning in report.warnings:
         parts.append(Text("! " + warning, style="yellow"))
     return Group(*parts)
+
+
+def _size(count: int) -> str:
+    return f"{count / 1048576:.1f} MiB" if count else "-"
+
+
+def disk_table(report: Report) -> Table:
+    """DiskIO: one row per node × profile with bandwidth, IOPS and latency."""
+    table = Table(header_style="bold")
+    for col in ("node", "status", "profile", "fs / io", "MiB/s", "IOPS", "latency", "p50 / p99 / max ms",
+                "written / read", "verdict"):
+        table.add_column(col, justify="right" if col in ("MiB/s", "IOPS") else "left")
+    for name, node in report.nodes.items():
+        status = Text(node.status, style=_STYLE[node.status])
+        if not node.profiles:
+            table.add_row(name, status, Text(node.reason or "-", style="dim"), *[""] * 7)
+            continue
+        for index, prof in enumerate(node.profiles):
+            verdict = Text(prof.verdict + (f": {prof.reason}" if prof.reason else ""),
+                           style="" if prof.verdict == "passed" else "red")
+            table.add_row(
+                name if index == 0 else "", status if index == 0 else "", prof.name,
+                f"{prof.filesystem} {'direct' if prof.direct_io else 'buffered'}",
+                f"{prof.mib_per_second:.1f}", f"{prof.iops:.0f}", prof.latency_of, _latency(prof.latency_ms),
+                f"{_size(prof.bytes_written)} / {_size(prof.bytes_read)}", verdict,
+            )
+    return table
 
 
 def reports_table(reports: Iterable[Report]) -> Table:

@@ -36,7 +36,10 @@ class Latency:
 
     def record(self, seconds: float) -> None:
         """Record one latency given in seconds (clamped into the histogram's range)."""
-        us = int(seconds * 1_000_000)
+        self.record_us(int(seconds * 1_000_000))
+
+    def record_us(self, us: int) -> None:
+        """Record one latency given in whole microseconds (clamped into the histogram's range)."""
         if us < LOWEST_US:
             us = LOWEST_US
         elif us > HIGHEST_US:

@@ -95,6 +95,32 @@ class TargetResult(ResultModel):
     dns: DnsFigures | None = Field(default=None, description="Netdns targets only.")
 
 
+class DiskProfileResult(ResultModel):
+    """One DiskIO profile (one queue depth of a random profile) as measured on one node."""
+
+    name: str = Field(description="The profile, with its queue depth for randRead/randWrite: randRead/qd32.")
+    profile: str
+    queue_depth: int = 1
+    block_size: int = Field(default=0, description="Bytes per I/O.")
+    directory: str = ""
+    filesystem: str = ""
+    direct_io: bool = Field(default=False, description="O_DIRECT was used (the page cache bypassed).")
+    cache: str = Field(default="", description="How the page cache was kept out of the figures.")
+    file_size: int = 0
+    bytes_written: int = 0
+    bytes_read: int = 0
+    operations: int = 0
+    seconds: float = 0.0
+    mib_per_second: float = 0.0
+    iops: float = 0.0
+    complete: bool = Field(default=True, description="False when durationInSecond cut the profile short.")
+    latency_of: str = Field(default="", description="What the latency times: fdatasync, write or read.")
+    latency_ms: LatencyMs = Field(default_factory=LatencyMs)
+    histogram: str = Field(default="", description="Base64 HDR histogram of latency in µs.")
+    verdict: Verdict = "failed"
+    reason: str = ""
+
+
 class NodeResult(ResultModel):
     """Everything one node reports for one round."""
 
@@ -106,6 +132,7 @@ class NodeResult(ResultModel):
     targets: list[TargetResult] = Field(default_factory=list)
     generator: GeneratorStats | None = None
     warnings: list[str] = Field(default_factory=list)
+    profiles: list[DiskProfileResult] = Field(default_factory=list, description="DiskIO only.")
 
 
 class TaskRef(ResultModel):

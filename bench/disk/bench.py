@@ -1,0 +1,204 @@
+"""bench/disk: fio and kdoctor's DiskIO side by side, same directory, same parameters, one run.
+
+Each round runs every measurement with fio and with kdoctor back to back (the order alternates
+from round to round so that drift of a shared disk does not favour one side), and the ratio of a
+round is ours / fio *of that round*. The summary gives, per measurement, the median of fio's and of
+our figures and the median of the per-round ratios; never a ratio of figures from different rounds.
+
+=================  =============================================  ================  ==========
+measurement        fio                                            kdoctor profile   goal
+=================  =============================================  ================  ==========
+etcd p99           --rw=write --ioengine=sync --fdatasync=1       etcd              0.85-1.15
+                   --bs=2300 --size=22m (sync percentiles)
+seqWrite MiB/s     --rw=write --bs=1M --direct=1 --ioengine=psync seqWrite          >= 0.9
+seqRead MiB/s      --rw=read --bs=1M --direct=1 --ioengine=psync  seqRead           >= 0.9
+randRead qd1 IOPS  --rw=randread --bs=4k --direct=1 psync         randRead qd 1     >= 0.8
+randRead qd32      same with --ioengine=libaio --iodepth=32       randRead qd 32    >= 0.5
+=================  =============================================  ================  ==========
+
+Usage: ``.venv/bin/python bench/disk/bench.py [--quick] [--rounds N] [--dir DIR]``.
+Installs nothing: fio comes from ./scripts/install.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from kdoctor.probes import diskio, diskplace
+from kdoctor.probes.measure import GeneratorMonitor
+from kdoctor.specs.diskio import DiskIO
+from kdoctor.specs.loading import validate
+from kdoctor.specs.plan import Assignment
+from kdoctor.specs.results import DiskProfileResult
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Sizes:
+    etcd_mib: int
+    seq_mib: int
+    rand_mib: int
+
+
+FULL = Sizes(etcd_mib=22, seq_mib=512, rand_mib=128)
+QUICK = Sizes(etcd_mib=8, seq_mib=128, rand_mib=32)
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One figure a workload yields, with the goal of its ratio (None: shown, not judged)."""
+
+    name: str
+    unit: str
+    goal: Callable[[float], bool] | None
+    goal_text: str
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One workload run by both tools; each returns its figures by name."""
+
+    name: str
+    figures: list[Figure]
+    fio: Callable[[str, Sizes], dict[str, float]]
+    ours: Callable[[str, Sizes], dict[str, float]]
+
+
+def fio(directory: str, *args: str) -> dict[str, Any]:
+    name = f"fio-{os.getpid()}-{time.monotonic_ns()}"
+    cmd = ["fio", f"--name={name}", f"--filename={os.path.join(directory, name)}", "--unlink=1",
+           "--output-format=json", *args]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    job: dict[str, Any] = json.loads(done.stdout[done.stdout.index("{"):])["jobs"][0]
+    return job
+
+
+def ours(directory: str, profile: str, size_mib: int, **request: Any) -> DiskProfileResult:
+    os.environ["KDOCTOR_DATA_DIR"] = directory
+    spec = validate({"apiVersion": "kdoctor.io/v1beta1", "kind": "DiskIO", "metadata": {"name": "bench"},
+                     "spec": {"target": {"profiles": [profile]},
+                              "request": {"sizeInMiB": size_mib, "durationInSecond": 120,
+                                          "freeSpaceMarginInMiB": 256, **request},
+                              # Figures are compared, not judged: no verdict may stop the bench.
+                              "expect": {"fdatasyncP99InMs": 3_600_000}}})
+    assert isinstance(spec, DiskIO)
+    assignment = Assignment(round_id="bench", job="bench", round=1, kind="DiskIO", name="bench", spec={},
+                            node="bench", start_at=0, deadline=0)
+    result = asyncio.run(diskio.run(assignment, spec, time.perf_counter(), GeneratorMonitor()))
+    if len(result.profiles) != 1:
+        raise SystemExit(f"kdoctor {profile}: {result.status}: {result.reason}")
+    return result.profiles[0]
+
+
+def _fio_etcd(d: str, s: Sizes) -> dict[str, float]:
+    pct = fio(d, "--rw=write", "--ioengine=sync", "--fdatasync=1", "--bs=2300",
+              f"--size={s.etcd_mib}m")["sync"]["lat_ns"]["percentile"]
+    return {"p99": pct["99.000000"] / 1e6, "p50": pct["50.000000"] / 1e6}
+
+
+def _ours_etcd(d: str, s: Sizes) -> dict[str, float]:
+    lat = ours(d, "etcd", s.etcd_mib).latency_ms
+    return {"p99": float(lat.p99 or 0.0), "p50": float(lat.p50 or 0.0)}
+
+
+def _fio_rand(depth: int) -> Callable[[str, Sizes], dict[str, float]]:
+    engine = ["--ioengine=psync"] if depth == 1 else ["--ioengine=libaio", f"--iodepth={depth}"]
+    return lambda d, s: {"iops": fio(d, "--rw=randread", "--bs=4k", "--direct=1", "--norandommap", *engine,
+                                     f"--size={s.rand_mib}m")["read"]["iops"]}
+
+
+def _ours_rand(depth: int) -> Callable[[str, Sizes], dict[str, float]]:
+    return lambda d, s: {"iops": ours(d, "randRead", s.rand_mib, queueDepths=[depth]).iops}
+
+
+WORKLOADS = [
+    Workload("etcd fdatasync", [Figure("p99", "ms", lambda r: 0.85 <= r <= 1.15, "0.85-1.15"),
+                                Figure("p50", "ms", None, "(shown)")],
+             _fio_etcd, _ours_etcd),
+    Workload("seqWrite 1 MiB", [Figure("bw", "MiB/s", lambda r: r >= 0.9, ">= 0.9")],
+             lambda d, s: {"bw": fio(d, "--rw=write", "--bs=1M", "--direct=1", "--ioengine=psync",
+                                     f"--size={s.seq_mib}m")["write"]["bw_bytes"] / MIB},
+             lambda d, s: {"bw": ours(d, "seqWrite", s.seq_mib).mib_per_second}),
+    Workload("seqRead 1 MiB", [Figure("bw", "MiB/s", lambda r: r >= 0.9, ">= 0.9")],
+             lambda d, s: {"bw": fio(d, "--rw=read", "--bs=1M", "--direct=1", "--ioengine=psync",
+                                     f"--size={s.seq_mib}m")["read"]["bw_bytes"] / MIB},
+             lambda d, s: {"bw": ours(d, "seqRead", s.seq_mib).mib_per_second}),
+    Workload("randRead 4 KiB qd1", [Figure("iops", "IOPS", lambda r: r >= 0.8, ">= 0.8")],
+             _fio_rand(1), _ours_rand(1)),
+    Workload("randRead 4 KiB qd32", [Figure("iops", "IOPS", lambda r: r >= 0.5, ">= 0.5")],
+             _fio_rand(32), _ours_rand(32)),
+]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smaller files, fewer rounds")
+    parser.add_argument("--rounds", type=int, default=None, help="rounds (default 5, quick 3)")
+    parser.add_argument("--dir", default=None, help="directory to test (default: a new one under /var/tmp)")
+    args = parser.parse_args()
+    if shutil.which("fio") is None:
+        print("fio is not installed: run ./scripts/install", file=sys.stderr)
+        return 2
+    sizes = QUICK if args.quick else FULL
+    rounds = args.rounds or (3 if args.quick else 5)
+    directory = args.dir or tempfile.mkdtemp(prefix="kdoctor-bench-disk-", dir="/var/tmp")
+    place = diskplace.open_place(directory, ".")
+    fs = place.filesystem
+    place.close()
+    print(f"directory {directory} ({fs}); {rounds} round(s); etcd {sizes.etcd_mib} MiB, seq "
+          f"{sizes.seq_mib} MiB, random {sizes.rand_mib} MiB of 4 KiB I/O; {os.cpu_count()} CPUs")
+    rows = [(w, f) for w in WORKLOADS for f in w.figures]
+    figures: dict[tuple[str, str], list[tuple[float, float]]] = {(w.name, f.name): [] for w, f in rows}
+    try:
+        for number in range(rounds):
+            for work in WORKLOADS:
+                # Alternate who goes first, so a drifting disk does not favour one side.
+                if number % 2 == 0:
+                    theirs = work.fio(directory, sizes)
+                    mine = work.ours(directory, sizes)
+                else:
+                    mine = work.ours(directory, sizes)
+                    theirs = work.fio(directory, sizes)
+                for fig in work.figures:
+                    figures[(work.name, fig.name)].append((theirs[fig.name], mine[fig.name]))
+                    print(f"  round {number + 1} {work.name + ' ' + fig.name:26} fio {theirs[fig.name]:10.2f}  "
+                          f"kdoctor {mine[fig.name]:10.2f} {fig.unit:5} ratio {mine[fig.name] / theirs[fig.name]:.2f}",
+                          flush=True)
+    finally:
+        if args.dir is None:
+            shutil.rmtree(directory, ignore_errors=True)
+    print()
+    print(f"{'measurement':26} {'unit':6} {'fio median':>11} {'ours median':>12} {'ratios per round':>30} "
+          f"{'median ratio':>13}  goal")
+    failed = 0
+    for work, fig in rows:
+        pairs = figures[(work.name, fig.name)]
+        ratios = [mine / theirs for theirs, mine in pairs]
+        ratio = statistics.median(ratios)
+        verdict = ""
+        if fig.goal is not None:
+            ok = fig.goal(ratio)
+            failed += not ok
+            verdict = "ok" if ok else "MISSED"
+        print(f"{work.name + ' ' + fig.name:26} {fig.unit:6} {statistics.median(p[0] for p in pairs):11.2f} "
+              f"{statistics.median(p[1] for p in pairs):12.2f} {' '.join(f'{r:.2f}' for r in ratios):>30} "
+              f"{ratio:13.2f}  {fig.goal_text} {verdict}")
+    print("\nratio = kdoctor / fio of the same round; median ratio = median of those per-round ratios.")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
