@@ -124,6 +124,12 @@ class Settings:
         "Path of a static inventory YAML (expected nodes, Service and Ingress addresses). Empty: "
         "the live worker registry is the inventory.",
     )
+    lab_dir: str = _field(
+        "KDOCTOR_LAB_DIR",
+        "/run/kdoctor-lab",
+        "Where `kdoctor lab` keeps each lab's state, logs and inventory (one subdirectory per lab "
+        "prefix). On tmpfs, so a reboot, which also removes the namespaces, forgets the lab.",
+    )
     log_level: str = _field("KDOCTOR_LOG_LEVEL", "WARNING", "Log level of kdoctor processes.")
 
     @classmethod
