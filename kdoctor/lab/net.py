@@ -79,7 +79,7 @@ def address_and_routes(config: LabConfig, ns: str, v4: str, v6: str) -> None:
                 ("ip", "route", "add", "default", "via", config.bridge_v4),
                 ("ip", "-6", "route", "add", "default", "via", config.bridge_v6)):
         done = sh(*cmd, ns=ns, check=False)
-        if done.returncode != 0 and "exists" not in done.stderr:
+        if done.returncode != 0 and "exists" not in done.stderr and "already assigned" not in done.stderr:
             raise SetupError(f"`{' '.join(cmd)}` in {ns} failed: {done.stderr.strip()}")
 
 
