@@ -48,7 +48,7 @@ def pids_mentioning(text: str) -> list[int]:
     return found
 
 
-def stop(pids: Sequence[int], timeout: float = 10.0) -> None:
+def stop(pids: Sequence[int], timeout: float = 3.0) -> None:
     """SIGTERM each process and its group, SIGKILL what is left after ``timeout``."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
         for pid in pids:

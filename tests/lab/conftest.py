@@ -1,0 +1,63 @@
+"""The lab fixture: one 4-node lab per module, as root. In CI (``CI`` set) a missing root is a
+failure, not a skip: these tests are what proves faults are found."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from kdoctor.api import Client
+from kdoctor.lab import lab
+from kdoctor.lab.config import LabConfig
+from kdoctor.settings import Settings
+from kdoctor.specs.results import Report
+from tests.conftest import FAST_ENV
+
+
+def require_root() -> None:
+    """Skip without root, unless in CI where the lab tests must run."""
+    if os.geteuid() == 0:
+        return
+    if os.environ.get("CI"):
+        pytest.fail("the lab tests need root and CI is set: run them as root")
+    pytest.skip("the lab needs root (network namespaces); CI runs these as root")
+
+
+class Lab:
+    """A running lab and a client for it."""
+
+    def __init__(self, state: lab.LabState) -> None:
+        self.state = state
+        self.config = state.config
+        self.settings = Settings.from_env({**FAST_ENV, "KDOCTOR_BROKER_URL": state.broker_url})
+
+    def run(self, name: str, target: dict[str, Any], *, qps: int = 5, duration: int = 1,
+            expect: dict[str, Any] | None = None) -> Report:
+        spec = {"apiVersion": "kdoctor.io/v1beta1", "kind": "NetReach", "metadata": {"name": name},
+                "spec": {"request": {"qps": qps, "durationInSecond": duration}, "target": target,
+                         "expect": expect or {"successRate": 1}}}
+        with Client(settings=self.settings) as client:
+            return client.submit(spec).wait(60)
+
+    def fault(self, node: str | None, **kwargs: Any) -> None:
+        state = lab.load_state(self.config)
+        assert state is not None
+        lab.fault(state, node, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def lab4() -> Iterator[Lab]:
+    """Four nodes; torn down at the end (and checked to leave nothing behind)."""
+    require_root()
+    config = LabConfig(prefix=f"kdt{os.getpid()}", net=100 + os.getpid() % 150, nodes=4,
+                       lab_dir=tempfile.mkdtemp(prefix="kdoctor-labtest-"))
+    state = lab.up(config, env=FAST_ENV, timeout=90)
+    try:
+        yield Lab(state)
+    finally:
+        lab.down(config)
+        os.rmdir(config.lab_dir)
