@@ -8,8 +8,9 @@ them failed its expectation. Blame reads the off-diagonal cells:
   ``node``; only its row: a broken ``source``; only its column: a broken ``destination``;
 * a bad cell that no such node explains is a broken ``pair``.
 
-"Mostly" is more than half of at least two probed cells, so a single bad pair never blames a
-whole node, and a broken node's bad cells in other rows and columns are explained by it.
+"Mostly" is more than half of at least two probed cells not already explained by a node named
+before, so a single bad pair never blames a whole node, and a broken node's bad cells in other
+rows and columns are explained by it.
 """
 
 from __future__ import annotations
@@ -57,29 +58,44 @@ def _mostly_bad(cells: list[MatrixCell]) -> bool:
 
 
 def suspects(cells: list[MatrixCell]) -> list[Suspect]:
-    """Nodes and pairs the bad cells point at (see the module docstring)."""
+    """Nodes and pairs the bad cells point at (see the module docstring).
+
+    Greedy: the node whose mostly-bad row and/or column hold the most bad cells is named first
+    and its cells count as explained; rows and columns are then judged on what is left, so one
+    broken destination does not make every source that probes it look half broken.
+    """
     off = [c for c in cells if c.source != c.destination]
-    rows: dict[str, list[MatrixCell]] = defaultdict(list)
-    cols: dict[str, list[MatrixCell]] = defaultdict(list)
-    for cell in off:
-        rows[cell.source].append(cell)
-        cols[cell.destination].append(cell)
-    bad_rows = {n for n, row in rows.items() if _mostly_bad(row)}
-    bad_cols = {n for n, col in cols.items() if _mostly_bad(col)}
+    explained: set[tuple[str, str]] = set()
     found: list[Suspect] = []
-    for node in sorted(bad_rows | bad_cols):
-        row = rows.get(node, [])
-        col = cols.get(node, [])
+    named: set[str] = set()
+    while True:
+        best: tuple[int, str, bool, bool] | None = None
+        for node in sorted({c.source for c in off} | {c.destination for c in off}):
+            if node in named:
+                continue
+            row = [c for c in off if c.source == node and (c.source, c.destination) not in explained]
+            col = [c for c in off if c.destination == node and (c.source, c.destination) not in explained]
+            row_bad, col_bad = _mostly_bad(row), _mostly_bad(col)
+            score = sum(c.bad for c in row) * row_bad + sum(c.bad for c in col) * col_bad
+            if score and (best is None or score > best[0]):
+                best = (score, node, row_bad, col_bad)
+        if best is None:
+            break
+        _, node, row_bad, col_bad = best
+        named.add(node)
+        row = [c for c in off if c.source == node]
+        col = [c for c in off if c.destination == node]
         out = f"{sum(c.bad for c in row)}/{len(row)} pairs from it bad"
         into = f"{sum(c.bad for c in col)}/{len(col)} pairs to it bad"
-        if node in bad_rows and node in bad_cols:
+        if row_bad and col_bad:
             found.append(Suspect(kind="node", node=node, reason=f"{out}; {into}"))
-        elif node in bad_rows:
+        elif row_bad:
             found.append(Suspect(kind="source", node=node, reason=out))
         else:
             found.append(Suspect(kind="destination", node=node, reason=into))
+        explained |= {(c.source, c.destination) for c in (row if row_bad else []) + (col if col_bad else [])}
     for cell in off:
-        if cell.bad and cell.source not in bad_rows and cell.destination not in bad_cols:
+        if cell.bad and (cell.source, cell.destination) not in explained:
             rate = "-" if cell.success_rate is None else f"{cell.success_rate:.2%}"
             found.append(Suspect(
                 kind="pair", source=cell.source, destination=cell.destination,
