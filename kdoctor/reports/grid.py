@@ -8,10 +8,12 @@ from rich.text import Text
 
 from kdoctor.specs.results import Matrix, Suspect
 
+WIDE_UP_TO = 8
 
-def _cell_text(rate: float | None, p99: float | None, bad: bool) -> Text:
+
+def _cell_text(rate: float | None, p99: float | None, bad: bool, wide: bool) -> Text:
     shown = "-" if rate is None else f"{rate:.0%}"
-    if p99 is not None:
+    if p99 is not None and wide:
         shown += f" {p99:.0f}ms" if p99 >= 10 else f" {p99:.1f}ms"
     return Text(shown, style="bold white on red" if bad else "black on green")
 
@@ -22,10 +24,13 @@ def _suspect_text(s: Suspect) -> str:
 
 
 def matrix_grid(matrix: Matrix) -> Group:
-    """Rows are sources, columns destinations; a cell shows success rate and p99, red when bad;
-    ``·`` marks a pair this round did not probe."""
+    """Rows are sources, columns destinations; a cell shows success rate and p99 (beyond
+    ``WIDE_UP_TO`` nodes only the rate: the JSON has both), red when bad; ``·`` marks a pair this
+    round did not probe."""
     cells = {(c.source, c.destination): c for c in matrix.cells}
-    table = Table(title="source → destination (success, p99)", header_style="bold", show_lines=False)
+    wide = len(matrix.nodes) <= WIDE_UP_TO
+    title = "source → destination (success, p99)" if wide else "source → destination (success)"
+    table = Table(title=title, header_style="bold", show_lines=False)
     table.add_column("from \\ to")
     for name in matrix.nodes:
         table.add_column(name, justify="center")
@@ -34,7 +39,7 @@ def matrix_grid(matrix: Matrix) -> Group:
         for dst in matrix.nodes:
             cell = cells.get((src, dst))
             row.append(Text("·", style="dim") if cell is None
-                       else _cell_text(cell.success_rate, cell.p99_ms, cell.bad))
+                       else _cell_text(cell.success_rate, cell.p99_ms, cell.bad, wide))
         table.add_row(*row)
     covered = len({(a, b) for a, b in matrix.covered if a != b})
     n = len(matrix.nodes)

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from kdoctor.specs.latency import Latency
+from kdoctor.specs.mesh import node_order
 from kdoctor.specs.results import Matrix, MatrixCell, NodeResult, Suspect, TargetResult
 
 
@@ -31,7 +32,7 @@ def build_matrix(nodes: dict[str, NodeResult], covered: list[list[str]]) -> Matr
     if not grouped:
         return None
     cells = [_cell(src, dst, targets) for (src, dst), targets in sorted(grouped.items())]
-    names = sorted({c.source for c in cells} | {c.destination for c in cells} | set(nodes))
+    names = sorted({c.source for c in cells} | {c.destination for c in cells} | set(nodes), key=node_order)
     pairs = covered or [[c.source, c.destination] for c in cells]
     return Matrix(nodes=names, cells=cells, covered=pairs, suspects=suspects(cells))
 

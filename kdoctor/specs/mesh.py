@@ -1,6 +1,6 @@
 """Who probes whom: a full mesh for small clusters, a rotating ring above ``fullMeshMaxNodes``.
 
-With ``N`` nodes sorted by name and ``K`` peers, round ``r`` uses the ``K`` ring offsets
+With ``N`` nodes sorted by name (digits as numbers) and ``K`` peers, round ``r`` uses the ``K`` ring offsets
 ``1 + ((r·K + j) mod (N−1))`` for ``j = 0..K−1``; node ``i`` probes nodes ``i + offset (mod N)``.
 The offsets are distinct, so every node probes exactly ``K`` others and is probed by exactly ``K``
 others (load per node stays constant as the cluster grows), and ⌈(N−1)/K⌉ consecutive rounds use
@@ -11,6 +11,7 @@ caller (the coordinator keeps it in Redis).
 from __future__ import annotations
 
 import math
+import re
 
 from pydantic import Field
 
@@ -26,6 +27,11 @@ class Mesh(Model):
     peers: int = Field(default=10, ge=1, description="Above it, each node probes this many peers per round.")
 
 
+def node_order(name: str) -> tuple[tuple[int, str], ...]:
+    """Sort key that puts ``node-2`` before ``node-10`` (digits compare as numbers)."""
+    return tuple((int(part), "") if part.isdigit() else (-1, part) for part in re.split(r"(\d+)", name) if part)
+
+
 def offsets(n: int, k: int, rotation: int) -> list[int]:
     """Ring offsets used in round ``rotation`` (all of ``1..n−1`` when ``k >= n−1``)."""
     if n < 2:
@@ -37,7 +43,7 @@ def offsets(n: int, k: int, rotation: int) -> list[int]:
 
 def peers(nodes: list[str], source: str, mesh: Mesh, rotation: int) -> list[str]:
     """The nodes ``source`` probes this round, in ring order (``nodes`` in any order)."""
-    ring = sorted(nodes)
+    ring = sorted(nodes, key=node_order)
     if source not in ring:
         return []
     n = len(ring)

@@ -36,10 +36,13 @@ class Lab:
         self.settings = Settings.from_env({**FAST_ENV, "KDOCTOR_BROKER_URL": state.broker_url})
 
     def run(self, name: str, target: dict[str, Any], *, qps: int = 5, duration: int = 1,
-            expect: dict[str, Any] | None = None) -> Report:
-        spec = {"apiVersion": "kdoctor.io/v1beta1", "kind": "NetReach", "metadata": {"name": name},
-                "spec": {"request": {"qps": qps, "durationInSecond": duration}, "target": target,
-                         "expect": expect or {"successRate": 1}}}
+            expect: dict[str, Any] | None = None, mesh: dict[str, int] | None = None) -> Report:
+        spec: dict[str, Any] = {
+            "apiVersion": "kdoctor.io/v1beta1", "kind": "NetReach", "metadata": {"name": name},
+            "spec": {"request": {"qps": qps, "durationInSecond": duration}, "target": target,
+                     "expect": expect or {"successRate": 1}}}
+        if mesh:
+            spec["spec"]["mesh"] = mesh
         with Client(settings=self.settings) as client:
             return client.submit(spec).wait(60)
 
@@ -49,15 +52,26 @@ class Lab:
         lab.fault(state, node, **kwargs)
 
 
-@pytest.fixture(scope="module")
-def lab4() -> Iterator[Lab]:
-    """Four nodes; torn down at the end (and checked to leave nothing behind)."""
+def _lab(nodes: int, net_offset: int) -> Iterator[Lab]:
     require_root()
-    config = LabConfig(prefix=f"kdt{os.getpid()}", net=100 + os.getpid() % 150, nodes=4,
-                       lab_dir=tempfile.mkdtemp(prefix="kdoctor-labtest-"))
-    state = lab.up(config, env=FAST_ENV, timeout=90)
+    # Own prefix, subnet and state directory: never touches a lab someone runs by hand.
+    config = LabConfig(prefix=f"kdt{os.getpid()}n{nodes}", net=(100 + os.getpid() + net_offset) % 150 + 100,
+                       nodes=nodes, lab_dir=tempfile.mkdtemp(prefix="kdoctor-labtest-"))
+    state = lab.up(config, env=FAST_ENV, timeout=120)
     try:
         yield Lab(state)
     finally:
         lab.down(config)
         os.rmdir(config.lab_dir)
+
+
+@pytest.fixture(scope="module")
+def lab4() -> Iterator[Lab]:
+    """Four nodes, torn down at the end of the module."""
+    yield from _lab(4, 0)
+
+
+@pytest.fixture(scope="module")
+def lab12() -> Iterator[Lab]:
+    """Twelve nodes, torn down at the end of the module."""
+    yield from _lab(12, 75)

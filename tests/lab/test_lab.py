@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import time
 
+import pytest
 import redis
 
 from kdoctor.inventory import registry
 from kdoctor.lab import lab
 from kdoctor.specs.results import Report
 from tests.lab.conftest import Lab
+
+pytestmark = pytest.mark.lab
 
 ALL = {"endpoint": True, "clusterIP": True, "nodePort": True, "loadBalancer": True, "ingress": True,
        "ipv4": True, "ipv6": True}
