@@ -294,7 +294,7 @@ def fault(state: LabState, node: str | None, *, loss: float | None = None, slow:
         net.add_drop(config, target, other)
         notes.append(f"drop → {other.name}")
     if slow is not None:
-        net.set_slow(target, slow)
+        net.set_slow(config, target, slow)
         notes.append(f"slow {slow}")
     if down_:
         net.set_down(target)

@@ -9,7 +9,8 @@ Service emulation, in each node namespace (iptables and ip6tables, nft backend):
   connections round-robin (``statistic --mode nth``) to every agent, as kube-proxy spreads them;
 * ``nat PREROUTING``/``OUTPUT``: the NodePort on the node's own addresses → its own agent
   (``externalTrafficPolicy: Local``, so a NodePort result blames the node it names);
-* ``filter INPUT``/``OUTPUT`` on ``eth0`` → chain ``KDLAB-FAULT``, empty until a fault is set.
+* ``filter INPUT``/``OUTPUT`` on ``eth0`` → chain ``KDLAB-FAULT``, empty until a fault is set;
+* ``--slow``: an htb qdisc on ``eth0`` (this kernel has no ``netem``, so no fixed delay).
 """
 
 from __future__ import annotations
@@ -148,10 +149,21 @@ def add_drop(config: LabConfig, source: Node, destination: Node) -> None:
            "-j", "DROP", ns=source.namespace)
 
 
-def set_slow(node: Node, rate: str) -> None:
-    """Rate-limit what the node sends (token bucket): queues build and latency grows."""
-    sh("tc", "qdisc", "replace", "dev", IFACE, "root", "tbf", "rate", rate, "burst", "1600", "latency", "2s",
-       ns=node.namespace)
+def set_slow(config: LabConfig, node: Node, rate: str) -> None:
+    """Rate-limit what the node sends (htb): under load its queue builds and latency grows.
+
+    Traffic to the broker goes to an unlimited class, so the node still gets its work and its
+    result out on time (a throttled result would turn a slow node into a ``timeout``).
+    """
+    ns = node.namespace
+    sh("tc", "qdisc", "replace", "dev", IFACE, "root", "handle", "1:", "htb", "default", "20", ns=ns)
+    sh("tc", "class", "replace", "dev", IFACE, "parent", "1:", "classid", "1:10", "htb", "rate", "10gbit", ns=ns)
+    sh("tc", "class", "replace", "dev", IFACE, "parent", "1:", "classid", "1:20", "htb", "rate", rate,
+       "ceil", rate, "burst", "1600", "cburst", "1600", ns=ns)
+    sh("tc", "filter", "replace", "dev", IFACE, "parent", "1:", "protocol", "ip", "prio", "1", "u32",
+       "match", "ip", "dst", f"{config.bridge_v4}/32", "flowid", "1:10", ns=ns)
+    sh("tc", "filter", "replace", "dev", IFACE, "parent", "1:", "protocol", "ipv6", "prio", "2", "u32",
+       "match", "ip6", "dst", f"{config.bridge_v6}/128", "flowid", "1:10", ns=ns)
 
 
 def set_down(node: Node) -> None:

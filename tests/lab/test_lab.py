@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from kdoctor.inventory import registry
-from kdoctor.lab import lab
+from kdoctor.lab import lab, processes
 from kdoctor.specs.results import Report
 from tests.lab.conftest import Lab
 
@@ -81,7 +81,10 @@ def test_node_down_is_missing_and_the_others_are_intact(lab4: Lab) -> None:
         assert report.nodes[name].targets
 
 
-def test_lab_down_leaves_nothing_behind(lab4: Lab) -> None:
+def test_lab_down_leaves_nothing_behind_even_without_its_state(lab4: Lab) -> None:
     assert lab.leftovers(lab4.config)
+    # As after a crash that lost the state file: processes are found by namespace and command line.
+    lab.state_path(lab4.config).unlink()
     lab.down(lab4.config)
     assert lab.leftovers(lab4.config) == []
+    assert all(not processes.alive(pid) for pid in lab4.state.pids.values())
