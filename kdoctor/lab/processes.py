@@ -35,15 +35,20 @@ def netns_pids(ns: str) -> list[int]:
     return [int(p) for p in done.stdout.split() if p.isdigit()]
 
 
-def pids_mentioning(text: str) -> list[int]:
-    """Processes whose command line contains ``text`` (the lab directory): found after a crash
-    lost the state file."""
+def pids_mentioning(directory: str) -> list[int]:
+    """Processes whose command line mentions ``directory`` (the lab's) or that run inside it:
+    found so after a crash lost the state file. The working directory catches redis-server,
+    which rewrites its command line but ``chdir``s to its ``--dir``."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         with contextlib.suppress(OSError):
-            if text.encode() in (entry / "cmdline").read_bytes():
+            if directory.encode() in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+                continue
+        with contextlib.suppress(OSError):
+            if os.readlink(entry / "cwd").startswith(directory.rstrip("/") + "/"):
                 found.append(int(entry.name))
     return found
 

@@ -4,6 +4,7 @@ on the right node or pair. Runs as root (see conftest)."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 import redis
@@ -87,4 +88,6 @@ def test_lab_down_leaves_nothing_behind_even_without_its_state(lab4: Lab) -> Non
     lab.state_path(lab4.config).unlink()
     lab.down(lab4.config)
     assert lab.leftovers(lab4.config) == []
-    assert all(not processes.alive(pid) for pid in lab4.state.pids.values())
+    survivors = {name: Path(f"/proc/{pid}/cmdline").read_bytes()[:200] for name, pid in lab4.state.pids.items()
+                 if processes.alive(pid)}
+    assert survivors == {}
