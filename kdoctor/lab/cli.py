@@ -1,14 +1,17 @@
-"""``kdoctor lab``: the click group (needs root)."""
+"""``kdoctor lab``: the click group (needs root). Its modules are imported when a lab command
+runs, so the group costs every other ``kdoctor`` command nothing."""
 
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import click
 
-from kdoctor.lab import lab as lab_mod
-from kdoctor.lab.config import MAX_NODES, LabConfig
-from kdoctor.settings import Settings
+if TYPE_CHECKING:
+    from kdoctor.lab.lab import LabState
+
+MAX_NODES = 200  # as kdoctor.lab.config.MAX_NODES (node addresses 10.213.NET.11-210)
 
 
 def _percent(text: str) -> float:
@@ -26,15 +29,18 @@ def _percent(text: str) -> float:
 @click.pass_context
 def lab(ctx: click.Context, prefix: str, net_index: int) -> None:
     """A kdoctor cluster on this machine: N namespaces, real paths, real faults (root)."""
-    settings: Settings = ctx.obj
+    from kdoctor.lab.config import LabConfig
+
+    settings = ctx.obj
     ctx.obj = LabConfig(prefix=prefix, net=net_index, lab_dir=settings.lab_dir if settings else "/run/kdoctor-lab")
 
 
-def _state(ctx: click.Context) -> lab_mod.LabState:
-    config: LabConfig = ctx.obj
-    state = lab_mod.load_state(config)
+def _state(ctx: click.Context) -> LabState:
+    from kdoctor.lab import lab as lab_mod
+
+    state = lab_mod.load_state(ctx.obj)
     if state is None:
-        raise click.UsageError(f"no lab {config.prefix!r} is up: `kdoctor lab up` first")
+        raise click.UsageError(f"no lab {ctx.obj.prefix!r} is up: `kdoctor lab up` first")
     return state
 
 
@@ -44,6 +50,8 @@ def _state(ctx: click.Context) -> lab_mod.LabState:
 @click.pass_context
 def up(ctx: click.Context, nodes: int, timeout: float) -> None:
     """Build the lab: namespaces, bridge, Service NAT, Redis, nginx, workers, coordinator."""
+    from kdoctor.lab import lab as lab_mod
+
     config = ctx.obj.model_copy(update={"nodes": nodes})
     state = lab_mod.up(config, timeout=timeout, say=lambda text: click.echo(f"lab: {text}", err=True))
     click.echo(f"lab {config.prefix} is up with {nodes} node(s)")
@@ -55,6 +63,8 @@ def up(ctx: click.Context, nodes: int, timeout: float) -> None:
 @click.pass_context
 def down(ctx: click.Context) -> None:
     """Remove every namespace, link, rule and process of the lab (also after a crash)."""
+    from kdoctor.lab import lab as lab_mod
+
     gone = lab_mod.down(ctx.obj)
     click.echo("removed: " + (", ".join(gone) if gone else "nothing (no lab)"))
 
@@ -63,6 +73,8 @@ def down(ctx: click.Context) -> None:
 @click.pass_context
 def status(ctx: click.Context) -> None:
     """Show what of the lab exists and runs, and the faults set (JSON)."""
+    from kdoctor.lab import lab as lab_mod
+
     click.echo(json.dumps(lab_mod.status(ctx.obj), indent=2))
 
 
@@ -70,6 +82,8 @@ def status(ctx: click.Context) -> None:
 @click.pass_context
 def env(ctx: click.Context) -> None:
     """Print shell exports that point kdoctor at the lab (eval "$(kdoctor lab env)")."""
+    from kdoctor.lab import lab as lab_mod
+
     for line in lab_mod.env_lines(_state(ctx)):
         click.echo(line)
 
@@ -88,6 +102,8 @@ def env(ctx: click.Context) -> None:
 def fault(ctx: click.Context, node: str | None, loss: str | None, slow: str | None, down_: bool,
           drop_from: str | None, drop_to: str | None, clear: bool) -> None:
     """Break (or mend) a node: `lab fault node-2 --loss 30%`, `lab fault --drop-from node-1 --to node-2`."""
+    from kdoctor.lab import lab as lab_mod
+
     state = _state(ctx)
     if (drop_from is None) != (drop_to is None):
         raise click.UsageError("--drop-from and --to go together")

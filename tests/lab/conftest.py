@@ -4,6 +4,8 @@ failure, not a skip: these tests are what proves faults are found."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from typing import Any
@@ -45,6 +47,15 @@ class Lab:
             spec["spec"]["mesh"] = mesh
         with Client(settings=self.settings) as client:
             return client.submit(spec).wait(60)
+
+    def cli(self, *args: str) -> str:
+        """Run ``kdoctor lab ARGS`` on this lab, as a user would; returns its output."""
+        env = {**os.environ, "KDOCTOR_LAB_DIR": self.config.lab_dir}
+        done = subprocess.run(
+            [sys.executable, "-m", "kdoctor", "lab", "--prefix", self.config.prefix, "--net", str(self.config.net),
+             *args], env=env, capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
 
     def fault(self, node: str | None, **kwargs: Any) -> None:
         state = lab.load_state(self.config)

@@ -42,11 +42,11 @@ def test_round_passes_with_all_target_kinds_ipv4_and_ipv6(lab4: Lab) -> None:
 
 
 def test_loss_on_one_node_fails_its_row_and_column_and_names_only_it(lab4: Lab) -> None:
-    lab4.fault("node-2", loss=0.3)
+    assert "node-2: loss 30%" in lab4.cli("fault", "node-2", "--loss", "30%")
     try:
         report = lab4.run("lab-loss", PER_NODE, qps=10, duration=2)
     finally:
-        lab4.fault(None, clear=True)
+        lab4.cli("fault", "--clear")
     assert report.verdict == "failed"
     involved = {(s, d) for s in report.nodes for d in report.nodes if s != d and "node-2" in (s, d)}
     assert _bad_cells(report) - {("node-2", "node-2")} == involved
@@ -55,7 +55,8 @@ def test_loss_on_one_node_fails_its_row_and_column_and_names_only_it(lab4: Lab) 
 
 
 def test_one_way_drop_fails_only_that_pair_and_names_it(lab4: Lab) -> None:
-    lab4.fault("node-1", drop_to="node-3")
+    lab4.cli("fault", "--drop-from", "node-1", "--to", "node-3")
+    assert '"node-1": [' in lab4.cli("status")
     try:
         report = lab4.run("lab-drop", PER_NODE, qps=5, duration=1)
     finally:
