@@ -75,7 +75,8 @@ def up(config: LabConfig, *, env: Mapping[str, str] | None = None, timeout: floa
        say: Say = lambda _: None) -> LabState:
     """Build the lab and wait until every worker and the coordinator are live."""
     require_root()
-    if state_path(config).exists() or net.namespaces(config.prefix) or net.links(config.link_prefix):
+    if (state_path(config).exists() or net.namespaces(config.prefix) or net.links(config.link_prefix)
+            or net.host_rules(config)):
         raise SetupError(f"a lab {config.prefix!r} (net {config.net}) exists: `kdoctor lab down` first")
     for tool in ("ip", "iptables", "ip6tables", "tc", "nginx", "redis-server"):
         if shutil.which(tool) is None:
@@ -246,6 +247,7 @@ def leftovers(config: LabConfig) -> list[str]:
     """Anything of the lab that still exists (empty after a clean ``down``)."""
     found = [f"namespace {n}" for n in net.namespaces(config.prefix)]
     found += [f"link {n}" for n in net.links(config.link_prefix)]
+    found += [f"{tool} rule {line}" for tool, line in net.host_rules(config)]
     if config.dir.exists():
         found.append(f"directory {config.dir}")
         found += [f"process {p}" for p in processes.pids_mentioning(str(config.dir))]

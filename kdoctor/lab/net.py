@@ -1,7 +1,10 @@
 """The lab's network: namespaces, veth pairs, a bridge, kube-proxy's NAT rules, and faults.
 
-Every rule lives inside a node's namespace (deleting the namespace deletes them); the host only
-gets the bridge and the host ends of the veth pairs, all named ``kdlab<net>-*``.
+Every rule but one pair lives inside a node's namespace (deleting the namespace deletes them);
+the host gets the bridge and the host ends of the veth pairs, all named ``kdlab<net>-*``, and one
+``FORWARD`` accept rule per family for traffic within the bridge, tagged with a comment: where
+``br_netfilter`` is loaded (Docker hosts, CI runners) bridged frames pass the host's ``FORWARD``
+chain, whose policy there is often DROP.
 
 Service emulation, in each node namespace (iptables and ip6tables, nft backend):
 
@@ -15,6 +18,7 @@ Service emulation, in each node namespace (iptables and ip6tables, nft backend):
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 from collections.abc import Sequence
 
@@ -53,7 +57,14 @@ def links(link_prefix: str) -> list[str]:
     return found
 
 
+def _tag(config: LabConfig) -> str:
+    return f"kdoctor-lab:{config.bridge}"
+
+
 def make_bridge(config: LabConfig) -> None:
+    for tool in ("iptables", "ip6tables"):
+        sh(tool, "-I", "FORWARD", "-i", config.bridge, "-o", config.bridge, "-m", "comment", "--comment",
+           _tag(config), "-j", "ACCEPT")
     sh("ip", "link", "add", config.bridge, "type", "bridge")
     sh("ip", "addr", "add", f"{config.bridge_v4}/24", "dev", config.bridge)
     sh("ip", "addr", "add", f"{config.bridge_v6}/64", "dev", config.bridge, "nodad")
@@ -184,9 +195,23 @@ def clear(config: LabConfig, node: Node) -> None:
     address_and_routes(config, node.namespace, node.v4, node.v6)
 
 
+def host_rules(config: LabConfig) -> list[tuple[str, str]]:
+    """The lab's rules in the host's ``FORWARD`` chains, as (tool, ``-S`` line)."""
+    found = []
+    for tool in ("iptables", "ip6tables"):
+        for line in sh(tool, "-S", "FORWARD", check=False).stdout.splitlines():
+            if line.startswith("-A ") and _tag(config) in line:
+                found.append((tool, line))
+    return found
+
+
 def remove(config: LabConfig) -> list[str]:
-    """Delete the lab's namespaces (their rules go with them) and host links; returns what went."""
+    """Delete the lab's namespaces (their rules go with them), host links and host rules;
+    returns what went."""
     gone = []
+    for tool, line in host_rules(config):
+        sh(tool, "-D", *shlex.split(line)[1:], check=False)
+        gone.append(f"{tool} rule {line}")
     for ns in namespaces(config.prefix):
         sh("ip", "netns", "del", ns, check=False)
         gone.append(f"namespace {ns}")
