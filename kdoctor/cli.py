@@ -87,15 +87,28 @@ def worker(ctx: click.Context, node: str, agent_port: int | None, addresses: tup
     sys.exit(run_worker(settings, options))
 
 
+_inventory_option = click.option(
+    "--inventory", envvar="KDOCTOR_INVENTORY", type=click.Path(dir_okay=False, exists=True), default=None,
+    help="Static inventory YAML: expected nodes, Service/Ingress addresses [env KDOCTOR_INVENTORY].")
+
+
 @cli.command()
 @click.option("--concurrency", type=click.IntRange(1, 64), default=4, show_default=True,
               help="Plan/finalize tasks handled at once.")
+@_inventory_option
 @click.pass_context
-def coordinator(ctx: click.Context, concurrency: int) -> None:
+def coordinator(ctx: click.Context, concurrency: int, inventory: str | None) -> None:
     """Run the coordinator: plans rounds, enforces deadlines, writes reports."""
+    import dataclasses
+
+    from kdoctor.inventory import static
     from kdoctor.workers.coordinator import run_coordinator
 
-    sys.exit(run_coordinator(_settings(ctx), concurrency))
+    settings = _settings(ctx)
+    if inventory:
+        static.load(inventory)  # refuse a bad file now rather than fail every round
+        settings = dataclasses.replace(settings, inventory=inventory)
+    sys.exit(run_coordinator(settings, concurrency))
 
 
 @cli.command()
@@ -197,20 +210,24 @@ def reports(ctx: click.Context, limit: int, job: str | None, kind: str | None, n
 
 @cli.command()
 @click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@_inventory_option
 @click.pass_context
-def nodes(ctx: click.Context, output: str) -> None:
-    """List the nodes in the registry and whether their workers are live."""
+def nodes(ctx: click.Context, output: str, inventory: str | None) -> None:
+    """List the nodes in the registry (and inventory) and whether their workers are live."""
     from kdoctor.api import Client
     from kdoctor.connections import ping
+    from kdoctor.inventory import static, view
     from kdoctor.reports import render
 
     settings = _settings(ctx)
     with Client(settings=settings) as client:
         ping(client.redis, settings)
         found = client.nodes()
+    if inventory:
+        found = view.merge(static.load(inventory), found)
     now = time.time()
     if output == "json":
-        click.echo(json.dumps([{**n.to_json(), "state": n.state(now, settings.node_timeout_seconds)}
+        click.echo(json.dumps([{**n.to_json(), "state": render.node_state(n, now, settings.node_timeout_seconds)}
                                for n in found], indent=2))
     else:
         out_console.print(render.nodes_table(found, now, settings.node_timeout_seconds))
@@ -297,7 +314,7 @@ def schedule_rm(ctx: click.Context, job: str) -> None:
 @click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @click.pass_context
 def demo(ctx: click.Context, node_count: int, output: str) -> None:
-    """Start Redis, a coordinator and local workers; run an inspection; print the report; stop all.
+    """Start Redis, a coordinator, workers, nginx and dnsmasq; run a round of each kind; print the reports.
 
     With --broker (or KDOCTOR_BROKER_URL), that Redis is used instead of a private one.
     """
@@ -308,6 +325,15 @@ def demo(ctx: click.Context, node_count: int, output: str) -> None:
     for rep in reports_:
         _print_report(rep, output)
     sys.exit(EXIT_PASSED if all(r.verdict == "passed" for r in reports_) else EXIT_FAILED)
+
+
+def _add_lab() -> None:
+    from kdoctor.lab.cli import lab
+
+    cli.add_command(lab)
+
+
+_add_lab()
 
 
 @cli.command(name="settings")

@@ -3,6 +3,11 @@
 Starts its own redis-server on a free loopback port (unless a broker is given), a coordinator
 and N workers named ``node-1..N`` listening on IPv4 and IPv6 loopback, runs the embedded
 inspections, and stops everything it started, also on Ctrl-C.
+
+All four probe kinds run, one round each: NetReach between the workers' agents,
+AppHttpHealthy against an nginx and Netdns against a dnsmasq the demo starts on loopback (the
+packaged specs' host and port are pointed at them), and DiskIO in a temporary data directory per
+worker.
 """
 
 from __future__ import annotations
@@ -13,15 +18,19 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from importlib import resources
+from typing import Any
 
+import yaml
 from rich.console import Console
 
 from kdoctor.api import Client
 from kdoctor.localcluster import LocalCluster, RedisServer
+from kdoctor.localdns import Dnsmasq
+from kdoctor.localnginx import Nginx
 from kdoctor.settings import Settings
-from kdoctor.specs import Report, load_text
+from kdoctor.specs import Report, validate
 
-DEMO_SPECS = ("demo-netreach.yaml", "demo-diskio.yaml")
+DEMO_SPECS = ("demo-netreach.yaml", "demo-apphttp.yaml", "demo-netdns.yaml", "demo-diskio.yaml")
 
 # Demo processes beat fast so a three-node demo is ready in about two seconds.
 DEMO_ENV = {"KDOCTOR_HEARTBEAT_SECONDS": "0.5", "KDOCTOR_NODE_TIMEOUT_SECONDS": "3",
@@ -49,6 +58,14 @@ def run_demo(node_count: int, broker: str | None, progress: Console) -> list[Rep
         # Removed after the cluster has stopped (an ExitStack entered first exits last).
         with contextlib.ExitStack() as cleanup, LocalCluster(url, env=DEMO_ENV) as cluster:
             cleanup.callback(shutil.rmtree, data, True)
+            with progress.status("starting nginx and dnsmasq on loopback"):
+                nginx = cleanup.enter_context(Nginx())
+                dns = cleanup.enter_context(Dnsmasq(log_queries=False))
+            # The packaged specs name placeholder servers; point them at the ones just started.
+            patches: dict[str, dict[str, Any]] = {
+                "AppHttpHealthy": {"host": nginx.url},
+                "Netdns": {"targetUser": {"server": "127.0.0.1", "port": dns.port}},
+            }
             cluster.start_coordinator()
             for node in nodes:
                 # Each node's DiskIO writes only under its own data directory.
@@ -61,8 +78,9 @@ def run_demo(node_count: int, broker: str | None, progress: Console) -> list[Rep
             reports = []
             with Client(settings=settings) as client:
                 for name in DEMO_SPECS:
-                    text = resources.files("kdoctor.examples").joinpath(name).read_text()
-                    spec = load_text(text, name)
+                    data_ = yaml.safe_load(resources.files("kdoctor.examples").joinpath(name).read_text())
+                    data_["spec"]["target"].update(patches.get(data_["kind"], {}))
+                    spec = validate(data_, name)
                     job = client.submit(spec, source="demo")
                     with progress.status(f"{spec.kind} {spec.name!r}: round {job.round_id}"):
                         reports.append(job.wait())

@@ -37,17 +37,20 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 class RedisServer:
-    """A throw-away ``redis-server`` on a free loopback port (no persistence)."""
+    """A throw-away ``redis-server`` on a free port (no persistence), on loopback unless ``bind``
+    names another address (the lab binds its bridge address so every namespace reaches it)."""
 
     def __init__(self, port: int | None = None, password: str | None = None,
-                 extra_args: Sequence[str] = ()) -> None:
+                 extra_args: Sequence[str] = (), bind: str = "127.0.0.1",
+                 directory: str | None = None) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise SetupError("redis-server is not installed: run ./scripts/install (Debian: redis-server)")
-        self.port = port or free_port()
+        self.host = bind
+        self.port = port or free_port(bind)
         self.password = password
-        self.dir = tempfile.mkdtemp(prefix="kdoctor-redis-")
-        self.args = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+        self.dir = directory or tempfile.mkdtemp(prefix="kdoctor-redis-")
+        self.args = [binary, "--port", str(self.port), "--bind", bind, "--save", "", "--appendonly", "no",
                      "--dir", self.dir, "--databases", "64", "--maxclients", "10000",
                      "--logfile", os.path.join(self.dir, "redis.log"), *extra_args]
         if password:
@@ -67,10 +70,11 @@ class RedisServer:
 
     def url(self, db: int = 0) -> str:
         auth = f":{self.password}@" if self.password else ""
-        return f"redis://{auth}127.0.0.1:{self.port}/{db}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"redis://{auth}{host}:{self.port}/{db}"
 
     def _wait_ready(self) -> None:
-        client = redis.Redis(port=self.port, password=self.password, socket_connect_timeout=0.5)
+        client = redis.Redis(host=self.host, port=self.port, password=self.password, socket_connect_timeout=0.5)
         for _ in range(100):
             if self.process.poll() is not None:
                 raise SetupError(f"redis-server exited with {self.process.returncode}; see {self.dir}/redis.log")

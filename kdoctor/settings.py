@@ -131,6 +131,12 @@ class Settings:
         "The resolver file whose `nameserver` lines a Netdns `targetDns` queries on each node (in a "
         "pod with the ClusterFirst DNS policy: the cluster DNS Service).",
     )
+    lab_dir: str = _field(
+        "KDOCTOR_LAB_DIR",
+        "/run/kdoctor-lab",
+        "Where `kdoctor lab` keeps each lab's state, logs and inventory (one subdirectory per lab "
+        "prefix). On tmpfs, so a reboot, which also removes the namespaces, forgets the lab.",
+    )
     log_level: str = _field("KDOCTOR_LOG_LEVEL", "WARNING", "Log level of kdoctor processes.")
 
     @classmethod

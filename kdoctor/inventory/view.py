@@ -7,18 +7,49 @@ from datetime import UTC, datetime
 
 import redis
 
-from kdoctor.inventory import registry
+from kdoctor.inventory import registry, static
 from kdoctor.settings import Settings
 from kdoctor.specs.nodes import NodeInfo
 from kdoctor.specs.plan import InventoryView
 
 
 def current_view(client: redis.Redis, settings: Settings) -> InventoryView:
-    """Expected nodes are the registry's (minus those forgotten); live ones have a fresh heartbeat."""
+    """Expected nodes and live ones (with a fresh heartbeat).
+
+    Without ``settings.inventory`` the registry's nodes (minus those forgotten) are expected. With
+    it, the file's nodes are expected and its Service addresses used; live workers are matched to
+    them by name (see :func:`merge`).
+    """
     now = time.time()
-    expected = registry.nodes(client, forget_after=settings.node_forget_seconds)
+    found = registry.nodes(client, forget_after=settings.node_forget_seconds)
+    if settings.inventory:
+        inventory = static.load(settings.inventory)
+        expected = merge(inventory, found)
+        services = inventory.services_view()
+        source = f"static:{settings.inventory}"
+    else:
+        expected, services, source = found, InventoryView().services, "registry"
     live = [n.name for n in expected if n.state(now, settings.node_timeout_seconds) == "live"]
-    return InventoryView(expected=expected, live=live, source="registry")
+    return InventoryView(expected=expected, live=live, services=services, source=source)
+
+
+def merge(inventory: static.StaticInventory, workers: list[NodeInfo]) -> list[NodeInfo]:
+    """The inventory's nodes, each replaced by its worker's entry when one registered.
+
+    A worker's entry wins for addresses and port (it knows where its agent listens); the
+    inventory's labels are added to the worker's. A node without a worker keeps a zero heartbeat,
+    so it is reported ``missing``. Workers the file does not list are kept too: they run, so they
+    are probed and reported rather than silently ignored.
+    """
+    by_name = {w.name: w for w in workers}
+    merged: list[NodeInfo] = []
+    for node in inventory.nodes:
+        worker = by_name.pop(node.name, None)
+        if worker is None:
+            merged.append(node.info())
+        else:
+            merged.append(worker.model_copy(update={"labels": {**node.labels, **worker.labels}}))
+    return sorted([*merged, *by_name.values()], key=lambda n: n.name)
 
 
 def missing_reason(node: NodeInfo, now: float, timeout: float) -> str:

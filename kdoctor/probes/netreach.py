@@ -3,25 +3,30 @@
 ================  ==============================================================  ===========
 target kind       URL                                                             destination
 ================  ==============================================================  ===========
-endpoint          ``http://<agent address>:<agent port>/`` of every other node    that node
+endpoint          ``http://<agent address>:<agent port>/`` of every peer          that node
 clusterIP         ``http://<ClusterIP>:<service port>/``                          (any agent)
-nodePort          ``http://<node address>:<nodePort>/`` on every node              that node
+nodePort          ``http://<node address>:<nodePort>/`` on itself and every peer   that node
 loadBalancer      ``http://<LB address>:<service port>/``                         (any agent)
 ingress           the Ingress URL                                                 (any agent)
 ================  ==============================================================  ===========
 
 Each target gets the full ``request.qps`` for ``request.durationInSecond``, open loop, through the
 shared pressure driver. Success is a 2xx answer. Targets whose addresses the inventory does not
-know are not silently skipped: the plan carries a warning that names them.
+know are not silently skipped: the plan carries a warning that names them. Peers are every other
+live node up to ``spec.mesh.fullMeshMaxNodes``, else a rotating ring (:mod:`kdoctor.specs.mesh`);
+``target.sourceNodeSelector`` limits which nodes probe.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Literal
+from urllib.parse import urlsplit
 
 from kdoctor.probes.http1 import Http1Pool, HttpTarget
 from kdoctor.probes.measure import GeneratorMonitor, node_result
 from kdoctor.probes.pressure import Driver, Pace, run_all
+from kdoctor.specs import mesh
 from kdoctor.specs.netreach import NetReach, NetReachTarget
 from kdoctor.specs.nodes import NodeInfo
 from kdoctor.specs.plan import Assignment, InventoryView, PlannedTarget
@@ -42,10 +47,18 @@ def _families(target: NetReachTarget) -> set[int]:
 
 
 def plan(spec: NetReach, source: NodeInfo, view: InventoryView) -> tuple[list[PlannedTarget], list[str]]:
-    """The targets ``source`` probes this round, and warnings for requested paths nobody knows."""
+    """The targets ``source`` probes this round, and warnings for requested paths nobody knows.
+
+    Per-node paths (``endpoint``, ``nodePort``) go to the source's mesh peers (every other node up
+    to ``mesh.fullMeshMaxNodes``, else ``mesh.peers`` of them on a rotating ring); ``nodePort``
+    is also probed on the source's own address, as kube-proxy serves it there too.
+    """
     target = spec.spec.target
+    if not target.source_node_selector.empty and not target.source_node_selector.matches(source):
+        return [], []
     families = _families(target)
-    peers = [n for n in view.live_nodes() if n.name != source.name]
+    live = {n.name: n for n in view.live_nodes()}
+    peers = [live[name] for name in mesh.peers(list(live), source.name, spec.spec.mesh, view.rotation)]
     services = view.services
     targets: list[PlannedTarget] = []
     warnings: list[str] = []
@@ -69,7 +82,7 @@ def plan(spec: NetReach, source: NodeInfo, view: InventoryView) -> tuple[list[Pl
         if services.node_port is None:
             warnings.append("nodePort requested but the inventory knows no NodePort: not probed")
         else:
-            for node in view.live_nodes():
+            for node in [source, *peers] if source.name in live else peers:
                 for address in node.addresses:
                     family = _family(address)
                     if family in families:
@@ -77,13 +90,26 @@ def plan(spec: NetReach, source: NodeInfo, view: InventoryView) -> tuple[list[Pl
                             name=f"nodePort/ipv{family}/{node.name}", kind="nodePort",
                             url=_url(address, services.node_port), destination=node.name, family=family))
     if target.ingress:
-        if not services.ingress:
-            warnings.append("ingress requested but the inventory knows no Ingress: not probed")
-        for url in services.ingress:
-            targets.append(PlannedTarget(name=f"ingress/{url}", kind="ingress", url=url))
+        urls = [u for u in services.ingress if _url_family(u) in families or _url_family(u) is None]
+        if not urls:
+            warnings.append("ingress requested but the inventory knows no Ingress of the requested "
+                            "families: not probed")
+        for url in urls:
+            url_family = _url_family(url)
+            label = f"ipv{url_family}" if url_family else url
+            targets.append(PlannedTarget(name=f"ingress/{label}", kind="ingress", url=url, family=url_family))
     if target.multus_interface:
         warnings.append("multusInterface is accepted for compatibility but Multus interfaces are not probed")
     return targets, warnings
+
+
+def _url_family(url: str) -> Literal[4, 6] | None:
+    """The family of a URL's host when it is an IP address; ``None`` for a host name."""
+    host = urlsplit(url).hostname or ""
+    try:
+        return 6 if ipaddress.ip_address(host).version == 6 else 4
+    except ValueError:
+        return None
 
 
 def _service_targets(

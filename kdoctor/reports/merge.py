@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import UTC, datetime
 
+from kdoctor.reports.matrix import build_matrix
 from kdoctor.reports.rounds import RoundState
 from kdoctor.specs.latency import Latency
 from kdoctor.specs.results import NodeResult, Report, Summary, TaskRef
@@ -50,6 +51,7 @@ def build_report(state: RoundState, results: dict[str, NodeResult], finished: da
         spec=state.spec,
         nodes=nodes,
         summary=summarize(nodes),
+        matrix=build_matrix(nodes, state.coverage),
     )
 
 

@@ -67,7 +67,7 @@ def report_table(report: Report) -> Group:
         f"{_latency(summary.latency_ms)} ms; nodes: "
         + ", ".join(f"{k} {v}" for k, v in summary.nodes.items())
     )
-    parts: list[Text | Table] = [head, table, foot]
+    parts: list[Text | Table | Group] = [head, table, foot]
     if any(node.profiles for node in report.nodes.values()):
         nodes = ", ".join(f"{k} {v}" for k, v in summary.nodes.items())
         parts = [head, disk_table(report), Text(f"nodes: {nodes}")]
@@ -75,6 +75,10 @@ def report_table(report: Report) -> Group:
         parts.append(Text("✗ " + reason, style="red"))
     for warning in report.warnings:
         parts.append(Text("! " + warning, style="yellow"))
+    if report.matrix is not None:
+        from kdoctor.reports.grid import matrix_grid
+
+        parts.append(matrix_grid(report.matrix))
     return Group(*parts)
 
 
@@ -120,17 +124,24 @@ def reports_table(reports: Iterable[Report]) -> Table:
     return table
 
 
+def node_state(node: NodeInfo, now: float, timeout: float) -> str:
+    """``live``, ``stale``, ``stopped``, or ``missing`` for an inventory node no worker ever served."""
+    if node.last_heartbeat == 0 and node.stopped is None:
+        return "missing"
+    return node.state(now, timeout)
+
+
 def nodes_table(nodes: Iterable[NodeInfo], now: float, timeout: float) -> Table:
-    """One line per registered node with its liveness."""
+    """One line per registered (or inventory) node with its liveness."""
     table = Table(header_style="bold")
     for col in ("node", "state", "addresses", "agent port", "last heartbeat", "labels"):
         table.add_column(col)
     for node in nodes:
-        state = node.state(now, timeout)
-        style = {"live": "green", "stale": "red", "stopped": "yellow"}[state]
+        state = node_state(node, now, timeout)
+        style = {"live": "green", "stale": "red", "stopped": "yellow", "missing": "yellow"}[state]
         table.add_row(
             node.name, Text(state, style=style), " ".join(node.addresses), str(node.agent_port),
-            f"{now - node.last_heartbeat:.0f} s ago",
+            f"{now - node.last_heartbeat:.0f} s ago" if node.last_heartbeat else "never",
             ",".join(f"{k}={v}" for k, v in node.labels.items()),
         )
     return table

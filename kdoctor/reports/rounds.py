@@ -9,6 +9,7 @@ key                                   holds
 ``kdoctor:round:<round>:results``     hash node → NodeResult JSON (first write wins)
 ``kdoctor:rounds:open``               sorted set round → deadline: what the sweeper watches
 ``kdoctor:round:<round>:final``       the claim: whoever sets it writes the one report
+``kdoctor:rotation:<kind>:<name>``    round counter of a task: turns the NetReach peer ring
 ====================================  ==================================================
 
 Every key expires with the report retention, so nothing accumulates.
@@ -86,6 +87,8 @@ class RoundState(ResultModel):
     warnings: list[str] = Field(default_factory=list)
     inventory: str = "registry"
     error: str = Field(default="", description="Why the round could not be planned, if it could not.")
+    coverage: list[list[str]] = Field(
+        default_factory=list, description="[source, destination] pairs planned (per-node targets).")
 
 
 def save_job(client: redis.Redis, job: Job, ttl: int) -> None:
@@ -148,3 +151,8 @@ def claim(client: redis.Redis, rid: str, ttl: int) -> bool:
 
 def close_round(client: redis.Redis, rid: str) -> None:
     client.zrem(OPEN_KEY, rid)
+
+
+def next_rotation(client: redis.Redis, kind: str, name: str) -> int:
+    """The ring rotation for the next round of task ``kind``/``name`` (0, 1, 2, ...)."""
+    return int(client.incr(f"kdoctor:rotation:{kind}:{name}")) - 1

@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import Field
 
 from kdoctor.specs.common import DocumentBase, Expect, Model, Request, SpecBase
+from kdoctor.specs.mesh import Mesh
+from kdoctor.specs.selector import NodeSelector
 
 
 class NetReachTarget(Model):
@@ -28,6 +30,10 @@ class NetReachTarget(Model):
     enable_latency_metric: bool = Field(
         default=False, description="Accepted; percentiles are always measured (HDR histogram)."
     )
+    source_node_selector: NodeSelector = Field(
+        default_factory=NodeSelector,
+        description="Ours: only these nodes probe (every live node is still a destination).",
+    )
 
 
 class NetReachSpec(SpecBase):
@@ -36,6 +42,7 @@ class NetReachSpec(SpecBase):
     request: Request = Field(default_factory=lambda: Request(qps=10, duration_in_second=2))
     target: NetReachTarget = Field(default_factory=NetReachTarget)
     expect: Expect = Field(default_factory=Expect)
+    mesh: Mesh = Field(default_factory=Mesh, description="Ours: full mesh or rotating ring of peers.")
 
 
 class NetReach(DocumentBase):

@@ -27,6 +27,7 @@ class InventoryView(ResultModel):
     live: list[str] = Field(default_factory=list)
     services: Services = Field(default_factory=Services)
     source: str = "registry"
+    rotation: int = Field(default=0, description="Round counter of this task: picks the ring peers.")
 
     def live_nodes(self) -> list[NodeInfo]:
         """Expected nodes that have a live worker, by name."""

@@ -152,6 +152,42 @@ class Summary(ResultModel):
     latency_ms: LatencyMs = Field(default_factory=LatencyMs)
 
 
+class MatrixCell(ResultModel):
+    """Every target from one source node to one destination node, taken together."""
+
+    source: str
+    destination: str
+    targets: int = 0
+    failed_targets: int = 0
+    requests: int = 0
+    successes: int = 0
+    success_rate: float | None = None
+    p99_ms: float | None = Field(default=None, description="p99 latency of the merged targets.")
+    bad: bool = Field(default=False, description="Some target of this pair failed its expectation.")
+
+
+class Suspect(ResultModel):
+    """What the blame analysis points at."""
+
+    kind: Literal["node", "source", "destination", "pair"] = Field(
+        description="node: its row and column are bad; source: its row; destination: its column; "
+                    "pair: one cell not explained by a node.")
+    node: str | None = None
+    source: str | None = None
+    destination: str | None = None
+    reason: str = ""
+
+
+class Matrix(ResultModel):
+    """Source × destination results of the targets that name a destination node, and blame."""
+
+    nodes: list[str] = Field(default_factory=list)
+    cells: list[MatrixCell] = Field(default_factory=list)
+    covered: list[list[str]] = Field(
+        default_factory=list, description="[source, destination] pairs this round planned to probe.")
+    suspects: list[Suspect] = Field(default_factory=list)
+
+
 class Report(ResultModel):
     """The report of one round (``reportVersion`` 1)."""
 
@@ -169,3 +205,4 @@ class Report(ResultModel):
     spec: dict[str, Any]
     nodes: dict[str, NodeResult]
     summary: Summary = Field(default_factory=Summary)
+    matrix: Matrix | None = Field(default=None, description="Source × destination matrix with suspects.")

@@ -46,6 +46,7 @@ def plan_round(app: Celery, client: redis.Redis, settings: Settings, job_id: str
     spec = validate(job.spec)
     kind = kinds.get(spec.kind)
     view = current_view(client, settings)
+    view = view.model_copy(update={"rotation": rounds.next_rotation(client, spec.kind, spec.name)})
     now = time.time()
     live = view.live_nodes()
     missing = {n.name: missing_reason(n, now, settings.node_timeout_seconds)
@@ -72,6 +73,8 @@ def plan_round(app: Celery, client: redis.Redis, settings: Settings, job_id: str
         expected=[n.name for n in view.expected], published=[a.node for a in assignments],
         missing=missing, planned=now, start_at=start_at, deadline=deadline, warnings=warnings,
         inventory=view.source,
+        coverage=[[a.node, d] for a in assignments
+                  for d in dict.fromkeys(t.destination for t in a.targets if t.destination)],
     )
     rounds.open_round(client, state, ttl)
     if not assignments:

@@ -1,4 +1,4 @@
-"""`kdoctor demo` is the README's first command: it must pass on a fresh machine."""
+"""`kdoctor demo` is the README's first command: it must pass on a fresh machine, all four kinds."""
 
 from __future__ import annotations
 
@@ -12,5 +12,12 @@ def test_demo_exits_0_with_a_passed_report() -> None:
     result = subprocess.run([sys.executable, "-m", "kdoctor", "demo"], env=env, text=True,
                             capture_output=True, timeout=180)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "PASSED" in result.stdout
+    # One passed round of each of the four kinds, every node in each.
+    for kind in ("NetReach 'demo-netreach'", "AppHttpHealthy 'demo-apphttp'", "Netdns 'demo-netdns'",
+                 "DiskIO 'demo-diskio'"):
+        assert kind in result.stdout
+    assert result.stdout.count("PASSED") == 4
+    assert "FAILED" not in result.stdout
     assert "endpoint/ipv6/node-3" in result.stdout
+    assert "udp/A/127.0.0.1" in result.stdout
+    assert "randRead/qd1" in result.stdout

@@ -1,0 +1,111 @@
+"""A static inventory: the expected nodes and the agent Service/Ingress addresses, from YAML.
+
+For machines without Kubernetes (and the lab). ``kdoctor coordinator --inventory FILE`` or
+``KDOCTOR_INVENTORY``::
+
+    nodes:
+      - name: node-1
+        labels: {zone: a}
+        ipv4: [10.213.0.11]
+        ipv6: ["fd6b:6c61:0::11"]
+        agentPort: 5710
+    services:
+      port: 80                      # Service port of the agents (ClusterIP, LoadBalancer)
+      clusterIP: [10.96.0.10, "fd6b:6c61:96::10"]
+      nodePort: 30710
+      loadBalancer: [10.97.0.10]
+      ingress: ["http://10.213.0.250/kdoctoragent"]
+
+The file is read when a round is planned, so edits apply from the next round on.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic.alias_generators import to_camel
+
+from kdoctor.errors import FieldProblem, SpecError
+from kdoctor.specs.nodes import NodeInfo
+from kdoctor.specs.plan import Services
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+class StaticNode(_Strict):
+    """One expected node."""
+
+    name: str
+    labels: dict[str, str] = Field(default_factory=dict)
+    ipv4: list[str] = Field(default_factory=list)
+    ipv6: list[str] = Field(default_factory=list)
+    agent_port: int = Field(default=5710, ge=1, le=65535)
+
+    @field_validator("ipv4", "ipv6")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        for text in value:
+            ipaddress.ip_address(text)  # ValueError names the bad address
+        return value
+
+    def info(self) -> NodeInfo:
+        """The node as the registry would hold it, without a worker (never heard from)."""
+        return NodeInfo(name=self.name, ipv4=self.ipv4, ipv6=self.ipv6, agent_port=self.agent_port,
+                        labels=self.labels)
+
+
+class StaticServices(_Strict):
+    """Addresses of the agent Service and Ingress."""
+
+    port: int | None = Field(default=None, ge=1, le=65535)
+    cluster_ip: list[str] = Field(default_factory=list, alias="clusterIP")
+    node_port: int | None = Field(default=None, ge=1, le=65535)
+    load_balancer: list[str] = Field(default_factory=list)
+    ingress: list[str] = Field(default_factory=list)
+
+
+class StaticInventory(_Strict):
+    """The whole file."""
+
+    nodes: list[StaticNode] = Field(default_factory=list)
+    services: StaticServices = Field(default_factory=StaticServices)
+
+    def services_view(self) -> Services:
+        """The services as the planner sees them."""
+        s = self.services
+        return Services(port=s.port, cluster_ip=s.cluster_ip, node_port=s.node_port,
+                        load_balancer=s.load_balancer, ingress=s.ingress)
+
+
+def load(path: str | Path) -> StaticInventory:
+    """Read and check an inventory file; :class:`SpecError` lists every wrong field."""
+    origin = str(path)
+    try:
+        data: Any = yaml.safe_load(Path(path).read_text())
+    except OSError as exc:
+        raise SpecError([FieldProblem("", f"cannot read the inventory: {exc.strerror}")], origin) from None
+    except yaml.YAMLError as exc:
+        raise SpecError([FieldProblem("", f"not YAML: {exc}")], origin) from None
+    try:
+        inventory = StaticInventory.model_validate(data or {})
+    except ValidationError as exc:
+        problems = [FieldProblem(".".join(str(p) for p in err["loc"]), err["msg"]) for err in exc.errors()]
+        raise SpecError(problems, origin) from None
+    names = [n.name for n in inventory.nodes]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise SpecError([FieldProblem("nodes", f"node names must be unique; repeated: {', '.join(dupes)}")],
+                        origin)
+    return inventory
+
+
+def dump(inventory: StaticInventory) -> str:
+    """The inventory as YAML (what the lab writes)."""
+    return yaml.safe_dump(inventory.model_dump(mode="json", by_alias=True, exclude_defaults=False),
+                          sort_keys=False)

@@ -1,0 +1,104 @@
+"""The source × destination matrix of a round and who is to blame. Pure: no I/O.
+
+Only targets that name a destination node (``endpoint``, ``nodePort``) enter the matrix; a cell
+merges every such target of one ordered pair (both families, both kinds) and is bad when any of
+them failed its expectation. Blame reads the off-diagonal cells:
+
+* a node whose row (what it sends) and column (what it receives) are both mostly bad is a broken
+  ``node``; only its row: a broken ``source``; only its column: a broken ``destination``;
+* a bad cell that no such node explains is a broken ``pair``.
+
+"Mostly" is more than half of at least two probed cells not already explained by a node named
+before, so a single bad pair never blames a whole node, and a broken node's bad cells in other
+rows and columns are explained by it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from kdoctor.specs.latency import Latency
+from kdoctor.specs.mesh import node_order
+from kdoctor.specs.results import Matrix, MatrixCell, NodeResult, Suspect, TargetResult
+
+
+def build_matrix(nodes: dict[str, NodeResult], covered: list[list[str]]) -> Matrix | None:
+    """The matrix of a round, or ``None`` when no target names a destination node."""
+    grouped: dict[tuple[str, str], list[TargetResult]] = defaultdict(list)
+    for source, result in nodes.items():
+        for target in result.targets:
+            if target.destination:
+                grouped[(source, target.destination)].append(target)
+    if not grouped:
+        return None
+    cells = [_cell(src, dst, targets) for (src, dst), targets in sorted(grouped.items())]
+    names = sorted({c.source for c in cells} | {c.destination for c in cells} | set(nodes), key=node_order)
+    pairs = covered or [[c.source, c.destination] for c in cells]
+    return Matrix(nodes=names, cells=cells, covered=pairs, suspects=suspects(cells))
+
+
+def _cell(source: str, destination: str, targets: list[TargetResult]) -> MatrixCell:
+    latency = Latency()
+    for target in targets:
+        if target.histogram:
+            latency.merge(Latency.decode(target.histogram, target.latency_ms))
+    requests = sum(t.requests for t in targets)
+    successes = sum(t.successes for t in targets)
+    failed = sum(t.verdict != "passed" for t in targets)
+    return MatrixCell(
+        source=source, destination=destination, targets=len(targets), failed_targets=failed,
+        requests=requests, successes=successes,
+        success_rate=round(successes / requests, 6) if requests else None,
+        p99_ms=latency.summary().p99, bad=failed > 0,
+    )
+
+
+def _mostly_bad(cells: list[MatrixCell]) -> bool:
+    bad = sum(c.bad for c in cells)
+    return len(cells) >= 2 and 2 * bad > len(cells)
+
+
+def suspects(cells: list[MatrixCell]) -> list[Suspect]:
+    """Nodes and pairs the bad cells point at (see the module docstring).
+
+    Greedy: the node whose mostly-bad row and/or column hold the most bad cells is named first
+    and its cells count as explained; rows and columns are then judged on what is left, so one
+    broken destination does not make every source that probes it look half broken.
+    """
+    off = [c for c in cells if c.source != c.destination]
+    explained: set[tuple[str, str]] = set()
+    found: list[Suspect] = []
+    named: set[str] = set()
+    while True:
+        best: tuple[int, str, bool, bool] | None = None
+        for node in sorted({c.source for c in off} | {c.destination for c in off}):
+            if node in named:
+                continue
+            row = [c for c in off if c.source == node and (c.source, c.destination) not in explained]
+            col = [c for c in off if c.destination == node and (c.source, c.destination) not in explained]
+            row_bad, col_bad = _mostly_bad(row), _mostly_bad(col)
+            score = sum(c.bad for c in row) * row_bad + sum(c.bad for c in col) * col_bad
+            if score and (best is None or score > best[0]):
+                best = (score, node, row_bad, col_bad)
+        if best is None:
+            break
+        _, node, row_bad, col_bad = best
+        named.add(node)
+        row = [c for c in off if c.source == node]
+        col = [c for c in off if c.destination == node]
+        out = f"{sum(c.bad for c in row)}/{len(row)} pairs from it bad"
+        into = f"{sum(c.bad for c in col)}/{len(col)} pairs to it bad"
+        if row_bad and col_bad:
+            found.append(Suspect(kind="node", node=node, reason=f"{out}; {into}"))
+        elif row_bad:
+            found.append(Suspect(kind="source", node=node, reason=out))
+        else:
+            found.append(Suspect(kind="destination", node=node, reason=into))
+        explained |= {(c.source, c.destination) for c in (row if row_bad else []) + (col if col_bad else [])}
+    for cell in off:
+        if cell.bad and (cell.source, cell.destination) not in explained:
+            rate = "-" if cell.success_rate is None else f"{cell.success_rate:.2%}"
+            found.append(Suspect(
+                kind="pair", source=cell.source, destination=cell.destination,
+                reason=f"{cell.failed_targets}/{cell.targets} targets failed, success {rate}"))
+    return found
