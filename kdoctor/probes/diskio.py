@@ -283,6 +283,10 @@ async def run(assignment: Assignment, spec: DiskIO, t0: float, monitor: Generato
     results: list[DiskProfileResult] = []
     warnings: list[str] = []
     try:
+        swept = place.sweep_orphans()
+        if swept:
+            warnings.append(f"removed {len(swept)} test file(s) an earlier, killed run left in "
+                            f"{place.path}: {', '.join(sorted(swept)[:3])}{' …' if len(swept) > 3 else ''}")
         place.check_free_space(needed_bytes(spec), request.free_space_margin_in_mi_b * MIB)
         if request.direct_io and not place.supports_direct():
             warnings.append(f"{place.filesystem} at {place.path} refuses O_DIRECT: buffered I/O with "

@@ -8,7 +8,11 @@ A :class:`Place` is the test directory, opened safely under the worker's data di
 * files are created with ``O_EXCL | O_NOFOLLOW`` under unique names, relative to the directory's
   descriptor, and removed by :meth:`Place.close` whatever happened (timeout and cancellation
   included);
-* the free space is checked before the first byte is written.
+* the free space is checked before the first byte is written;
+* files a killed run left behind (SIGKILL, power loss: nothing could remove them then) are swept
+  when the directory is next opened, but only files whose name says they were made on this host
+  by a process that no longer exists, so a run of another node sharing the storage, or a live
+  one, is never touched.
 
 Nothing here writes before :func:`open_place` has accepted the directory.
 """
@@ -19,6 +23,7 @@ import contextlib
 import errno
 import mmap
 import os
+import socket
 import uuid
 from dataclasses import dataclass, field
 
@@ -27,6 +32,38 @@ from kdoctor.errors import ProbeError
 MIB = 1024 * 1024
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 FILE_PREFIX = ".kdoctor-diskio-"
+
+
+def _owner() -> str:
+    """``<host>-<pid>``: who made a file, so a later run can tell an orphan from a live file."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def _file_name(tag: str) -> str:
+    return f"{FILE_PREFIX}{tag}-{_owner()}-{uuid.uuid4().hex[:12]}"
+
+
+def is_orphan(name: str, host: str) -> bool:
+    """Whether ``name`` is a test file made on ``host`` by a process that is gone.
+
+    Names are ``<prefix><tag>-<host>-<pid>-<12 hex>``. A pid that exists (perhaps reused) keeps
+    the file: leaving one stale file is harmless, removing a running probe's file is not.
+    """
+    if not name.startswith(FILE_PREFIX):
+        return False
+    parts = name[len(FILE_PREFIX):].rsplit("-", 2)
+    if len(parts) != 3:
+        return False
+    head, pid, token = parts
+    if not (pid.isdigit() and len(token) == 12 and head.endswith(f"-{host}")):
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # exists, owned by someone else
+        return False
+    return False
 
 
 def resolve(data_dir: str, directory: str) -> tuple[str, list[str]]:
@@ -85,7 +122,7 @@ class Place:
 
         ``direct`` asks for O_DIRECT; the file is buffered when the filesystem refuses it.
         """
-        name = f"{FILE_PREFIX}{tag}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        name = _file_name(tag)
         flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         use_direct = direct and self.supports_direct()
         fd = os.open(name, flags | (os.O_DIRECT if use_direct else 0), 0o600, dir_fd=self.fd)
@@ -95,7 +132,7 @@ class Place:
     def supports_direct(self) -> bool:
         """Whether the filesystem accepts O_DIRECT (probed once with one aligned 4 KiB write)."""
         if self._direct is None:
-            name = f"{FILE_PREFIX}probe-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+            name = _file_name("probe")
             flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
             try:
                 fd = os.open(name, flags | os.O_DIRECT, 0o600, dir_fd=self.fd)
@@ -137,6 +174,15 @@ class Place:
             with contextlib.suppress(OSError):
                 os.close(parent_fd)
         self.created_dirs.clear()
+
+    def sweep_orphans(self) -> list[str]:
+        """Remove test files that killed runs on this host left here; returns their names."""
+        host = socket.gethostname()
+        swept = [n for n in os.listdir(self.fd) if is_orphan(n, host)]
+        for name in swept:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name, dir_fd=self.fd)
+        return swept
 
     def leftovers(self) -> list[str]:
         """kdoctor test files present in the directory (for tests: none after close)."""

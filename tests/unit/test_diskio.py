@@ -91,6 +91,37 @@ def test_cancelled_run_removes_its_files(tmp_path: Path, monkeypatch: pytest.Mon
     assert everything_under(tmp_path) == []
 
 
+def test_files_of_a_killed_run_are_swept_at_the_next_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    # A real process creates a test file the way a probe does, then dies by SIGKILL.
+    child = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time\n"
+        "from kdoctor.probes import diskplace\n"
+        f"place = diskplace.open_place({str(tmp_path)!r}, 'disk')\n"
+        "place.new_file('etcd', direct=False)\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(60)\n")], stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    (orphan,) = os.listdir(tmp_path / "disk")
+    # Files of a live process and of another host sharing the storage must survive.
+    live = f"{diskplace.FILE_PREFIX}etcd-{socket.gethostname()}-{os.getpid()}-{'a' * 12}"
+    other_host = f"{diskplace.FILE_PREFIX}etcd-elsewhere-{child.pid}-{'b' * 12}"
+    for name in (live, other_host):
+        (tmp_path / "disk" / name).write_bytes(b"x")
+
+    result = run(spec(profiles=["etcd"]), tmp_path, monkeypatch)
+
+    assert result.status == "passed", result.reason
+    assert sorted(os.listdir(tmp_path / "disk")) == sorted([live, other_host])
+    assert any("removed 1 test file(s)" in w and orphan in w for w in result.warnings), result.warnings
+
+
 def test_duration_cuts_a_profile_short_and_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     result = run(spec(profiles=["etcd"], sizeInMiB=22, durationInSecond=1), tmp_path, monkeypatch)
     (etcd,) = result.profiles
