@@ -1,7 +1,8 @@
 """The registry of probe kinds: ``kind`` → how to plan it and how to run it on a node.
 
 Every kind provides ``plan(spec, source, view) -> (targets, warnings)`` (pure, runs on the
-coordinator) and ``async run(assignment, spec, t0, monitor) -> NodeResult`` (runs on the node).
+coordinator) and ``async run(assignment, spec, t0, monitor) -> NodeResult`` (runs on the node);
+optionally ``idle(spec, node)``, why a live node is left out as a source.
 """
 
 from __future__ import annotations
@@ -35,10 +36,12 @@ class ProbeKind:
     """Seconds one node needs for the spec, from the start instant to its last answer."""
     serial: Callable[[Any], bool] = lambda spec: False
     """Whether a spec asks for its nodes to run one after another instead of all at once."""
+    idle: Callable[[Any, NodeInfo], str | None] = lambda spec, node: None
+    """Why a live node sends nothing this round (not published to), or ``None`` when it probes."""
 
 
 KINDS: dict[str, ProbeKind] = {
-    "NetReach": ProbeKind("NetReach", netreach.plan, netreach.run),
+    "NetReach": ProbeKind("NetReach", netreach.plan, netreach.run, idle=netreach.idle),
     "AppHttpHealthy": ProbeKind("AppHttpHealthy", apphttp.plan, apphttp.run),
     "Netdns": ProbeKind("Netdns", netdns.plan, netdns.run),
     "DiskIO": ProbeKind("DiskIO", diskio.plan, diskio.run, diskio.budget, diskio.serial),

@@ -46,6 +46,14 @@ def _families(target: NetReachTarget) -> set[int]:
     return {f for f, on in ((4, target.ipv4), (6, target.ipv6)) if on}
 
 
+def idle(spec: NetReach, node: NodeInfo) -> str | None:
+    """Why ``node`` is not a source this round (``target.sourceNodeSelector``), else ``None``."""
+    selector = spec.spec.target.source_node_selector
+    if selector.empty or selector.matches(node):
+        return None
+    return "not selected by target.sourceNodeSelector: sent no probe this round, probed as a destination only"
+
+
 def plan(spec: NetReach, source: NodeInfo, view: InventoryView) -> tuple[list[PlannedTarget], list[str]]:
     """The targets ``source`` probes this round, and warnings for requested paths nobody knows.
 
@@ -54,7 +62,7 @@ def plan(spec: NetReach, source: NodeInfo, view: InventoryView) -> tuple[list[Pl
     is also probed on the source's own address, as kube-proxy serves it there too.
     """
     target = spec.spec.target
-    if not target.source_node_selector.empty and not target.source_node_selector.matches(source):
+    if idle(spec, source):
         return [], []
     families = _families(target)
     live = {n.name: n for n in view.live_nodes()}

@@ -1,4 +1,4 @@
-"""The source × destination matrix as a colour grid for the terminal, with the suspects."""
+"""The source × destination matrix as a colour grid for the terminal."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from kdoctor.specs.results import Matrix, Suspect
+from kdoctor.specs.results import Matrix
 
 WIDE_UP_TO = 8
 
@@ -16,11 +16,6 @@ def _cell_text(rate: float | None, p99: float | None, bad: bool, wide: bool) -> 
     if p99 is not None and wide:
         shown += f" {p99:.0f}ms" if p99 >= 10 else f" {p99:.1f}ms"
     return Text(shown, style="bold white on red" if bad else "black on green")
-
-
-def _suspect_text(s: Suspect) -> str:
-    what = f"{s.source} → {s.destination}" if s.kind == "pair" else f"{s.node}"
-    return f"suspect {s.kind} {what}: {s.reason}"
 
 
 def matrix_grid(matrix: Matrix) -> Group:
@@ -44,6 +39,5 @@ def matrix_grid(matrix: Matrix) -> Group:
     covered = len({(a, b) for a, b in matrix.covered if a != b})
     n = len(matrix.nodes)
     foot = Text(f"{covered} of {n * (n - 1)} ordered pairs probed this round", style="dim")
-    parts: list[Table | Text] = [table, foot]
-    parts += [Text("✗ " + _suspect_text(s), style="red") for s in matrix.suspects]
-    return Group(*parts)
+    # The suspects are not repeated here: they lead the report's reasons, printed above.
+    return Group(table, foot)

@@ -37,6 +37,12 @@ def build_matrix(nodes: dict[str, NodeResult], covered: list[list[str]]) -> Matr
     return Matrix(nodes=names, cells=cells, covered=pairs, suspects=suspects(cells))
 
 
+def describe(suspect: Suspect) -> str:
+    """One line naming a suspect, e.g. ``suspect node node-3: 3/3 pairs from it bad; ...``."""
+    what = f"{suspect.source} → {suspect.destination}" if suspect.kind == "pair" else f"{suspect.node}"
+    return f"suspect {suspect.kind} {what}: {suspect.reason}"
+
+
 def _cell(source: str, destination: str, targets: list[TargetResult]) -> MatrixCell:
     latency = Latency()
     for target in targets:

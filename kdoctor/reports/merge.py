@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import UTC, datetime
 
-from kdoctor.reports.matrix import build_matrix
+from kdoctor.reports.matrix import build_matrix, describe
 from kdoctor.reports.rounds import RoundState
 from kdoctor.specs.latency import Latency
 from kdoctor.specs.results import NodeResult, Report, Summary, TaskRef
@@ -16,7 +16,9 @@ def build_report(state: RoundState, results: dict[str, NodeResult], finished: da
 
     Every expected node appears exactly once: with its own result, as ``missing`` (not live at
     planning, never published to), or as ``timeout`` (published, no result by the deadline).
-    The round passes only when every expected node passed.
+    The round passes only when every expected node passed; the blame analysis's suspects lead
+    the reasons. A live node the spec leaves out as a source (``state.idle``) is ``passed`` with
+    the reason: it was probed only as a destination, where its column of the matrix judges it.
     """
     end = finished or datetime.now(UTC)
     nodes: dict[str, NodeResult] = {}
@@ -25,13 +27,18 @@ def build_report(state: RoundState, results: dict[str, NodeResult], finished: da
             nodes[node] = results[node]
         elif node in state.missing:
             nodes[node] = NodeResult(node=node, status="missing", reason=state.missing[node])
+        elif node in state.idle:  # live, deliberately not a source: nothing of its own to judge
+            nodes[node] = NodeResult(node=node, status="passed", reason=state.idle[node])
         else:
             nodes[node] = NodeResult(
                 node=node, status="timeout",
                 reason="no result by the round deadline (the worker died, hung or lost its broker "
                        "connection while probing)")
-    reasons = [f"{name}: {res.status}: {res.reason}" if res.reason else f"{name}: {res.status}"
-               for name, res in nodes.items() if res.status != "passed"]
+    matrix = build_matrix(nodes, state.coverage)
+    # Blame first: "node-3 is broken" is what the reader needs before each node's own complaint.
+    reasons = [describe(s) for s in (matrix.suspects if matrix else [])]
+    reasons += [f"{name}: {res.status}: {res.reason}" if res.reason else f"{name}: {res.status}"
+                for name, res in nodes.items() if res.status != "passed"]
     if state.error:
         reasons.insert(0, f"the round could not be planned: {state.error}")
     elif not nodes:
@@ -51,7 +58,7 @@ def build_report(state: RoundState, results: dict[str, NodeResult], finished: da
         spec=state.spec,
         nodes=nodes,
         summary=summarize(nodes),
-        matrix=build_matrix(nodes, state.coverage),
+        matrix=matrix,
     )
 
 

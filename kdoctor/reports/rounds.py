@@ -81,6 +81,8 @@ class RoundState(ResultModel):
     expected: list[str] = Field(default_factory=list)
     published: list[str] = Field(default_factory=list)
     missing: dict[str, str] = Field(default_factory=dict, description="node → why it is missing")
+    idle: dict[str, str] = Field(
+        default_factory=dict, description="live node → why it was not asked to probe (not published to)")
     planned: float = 0.0
     start_at: float = 0.0
     deadline: float = 0.0

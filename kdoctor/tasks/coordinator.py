@@ -23,6 +23,7 @@ from kdoctor.reports import rounds, store
 from kdoctor.reports.merge import build_report
 from kdoctor.settings import Settings
 from kdoctor.specs.loading import validate
+from kdoctor.specs.nodes import NodeInfo
 from kdoctor.specs.plan import Assignment
 from kdoctor.tasks import schedules
 from kdoctor.tasks.celery import FINALIZE, FIRE, PLAN, PROBE
@@ -48,7 +49,8 @@ def plan_round(app: Celery, client: redis.Redis, settings: Settings, job_id: str
     view = current_view(client, settings)
     view = view.model_copy(update={"rotation": rounds.next_rotation(client, spec.kind, spec.name)})
     now = time.time()
-    live = view.live_nodes()
+    idle = {n.name: why for n in view.live_nodes() if (why := kind.idle(spec, n))}
+    live = [n for n in view.live_nodes() if n.name not in idle]
     missing = {n.name: missing_reason(n, now, settings.node_timeout_seconds)
                for n in view.expected if n.name not in view.live}
     budget = kind.budget(spec)
@@ -71,8 +73,8 @@ def plan_round(app: Celery, client: redis.Redis, settings: Settings, job_id: str
     state = rounds.RoundState(
         round_id=rid, job=job_id, round=number, kind=spec.kind, name=spec.name, spec=job.spec,
         expected=[n.name for n in view.expected], published=[a.node for a in assignments],
-        missing=missing, planned=now, start_at=start_at, deadline=deadline, warnings=warnings,
-        inventory=view.source,
+        missing=missing, idle=idle, planned=now, start_at=start_at, deadline=deadline, warnings=warnings,
+        inventory=view.source, error=_nothing_selected(idle, live),
         coverage=[[a.node, d] for a in assignments
                   for d in dict.fromkeys(t.destination for t in a.targets if t.destination)],
     )
@@ -95,6 +97,15 @@ def plan_round(app: Celery, client: redis.Redis, settings: Settings, job_id: str
     log.info("round %s: published to %d node(s), %d missing, deadline in %.1f s",
              rid, len(assignments), len(missing), deadline - now)
     return rid
+
+
+def _nothing_selected(idle: dict[str, str], sources: list[NodeInfo]) -> str:
+    """The planning error of a round whose source selection left no node to probe from."""
+    if sources or not idle:
+        return ""
+    why = next(iter(idle.values())).split(":")[0]
+    return (f"none of the {len(idle)} live node(s) is a source ({why}), so nothing was probed: "
+            "fix the selector or the nodes' labels")
 
 
 def fail_round(client: redis.Redis, settings: Settings, job_id: str, number: int, error: str) -> str:

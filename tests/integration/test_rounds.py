@@ -83,6 +83,28 @@ def test_three_nodes_pass_with_exact_counts(make_cluster: Callable[..., LocalClu
     assert {n["name"]: n["state"] for n in nodes} == dict.fromkeys(("node-1", "node-2", "node-3"), "live")
 
 
+
+def test_source_selector_leaves_nodes_out_as_sources_and_says_so(
+        make_cluster: Callable[..., LocalCluster], client: Client) -> None:
+    make_cluster(3)
+    spec = netreach("selected", duration=1)
+    spec["spec"]["target"]["sourceNodeSelector"] = {"names": ["node-1"]}  # type: ignore[index]
+    report = client.submit(spec).wait(timeout=60)
+    assert report.verdict == "passed", report.reasons
+    assert sorted(t.destination or "" for t in report.nodes["node-1"].targets) == ["node-2", "node-3"]
+    for other in ("node-2", "node-3"):
+        assert report.nodes[other].status == "passed" and report.nodes[other].targets == []
+        assert "not selected by target.sourceNodeSelector" in report.nodes[other].reason
+    assert report.matrix is not None and sorted(map(tuple, report.matrix.covered)) == [
+        ("node-1", "node-2"), ("node-1", "node-3")]
+
+    # Selecting nobody probes nothing, and that is a failure, not an empty pass.
+    spec["spec"]["target"]["sourceNodeSelector"] = {"names": ["node-9"]}  # type: ignore[index]
+    nothing = client.submit(spec).wait(timeout=60)
+    assert nothing.verdict == "failed"
+    assert "none of the 3 live node(s) is a source" in nothing.reasons[0]
+    assert nothing.summary.requests == 0
+
 def test_killed_worker_times_out_by_the_deadline(make_cluster: Callable[..., LocalCluster], broker_url: str,
                                                  tmp_path: Path) -> None:
     cluster = make_cluster(3)

@@ -52,6 +52,7 @@ def test_loss_on_one_node_fails_its_row_and_column_and_names_only_it(lab4: Lab) 
     assert _bad_cells(report) - {("node-2", "node-2")} == involved
     assert report.matrix is not None
     assert [(s.kind, s.node) for s in report.matrix.suspects] == [("node", "node-2")]
+    assert report.reasons[0].startswith("suspect node node-2: ")  # blame leads the reasons
 
 
 def test_one_way_drop_fails_only_that_pair_and_names_it(lab4: Lab) -> None:
@@ -64,6 +65,7 @@ def test_one_way_drop_fails_only_that_pair_and_names_it(lab4: Lab) -> None:
     assert _bad_cells(report) == {("node-1", "node-3")}
     assert report.matrix is not None
     assert [(s.kind, s.source, s.destination) for s in report.matrix.suspects] == [("pair", "node-1", "node-3")]
+    assert report.reasons[0].startswith("suspect pair node-1 → node-3: ")
     assert report.nodes["node-3"].status == "passed"  # node-3 → node-1 still works: one way only
 
 

@@ -89,6 +89,26 @@ def test_report_lists_each_expected_node_once_with_the_right_status() -> None:
     assert report.summary.latency_ms.count == 2
 
 
+def test_a_node_left_out_as_source_passes_with_the_reason_and_suspects_lead() -> None:
+    state = RoundState(round_id="j-r1", job="j", round=1, kind="NetReach", name="n", spec={},
+                       expected=["a", "b", "c"], published=["a", "b"], idle={"c": "not selected by X"},
+                       planned=1.0, start_at=1.0, deadline=2.0)
+    lat = _latency([0.001])
+
+    def to(dest: str, ok: bool) -> TargetResult:
+        return _target(name=f"endpoint/ipv4/{dest}", destination=dest, verdict="passed" if ok else "failed",
+                       histogram=lat.encode(), latency_ms=lat.summary())
+
+    results = {"a": NodeResult(node="a", status="failed", targets=[to("b", True), to("c", False)]),
+               "b": NodeResult(node="b", status="failed", targets=[to("a", True), to("c", False)])}
+    report = build_report(state, results)
+    assert report.nodes["c"].status == "passed" and report.nodes["c"].reason == "not selected by X"
+    assert report.verdict == "failed"
+    assert report.matrix is not None and report.matrix.nodes == ["a", "b", "c"]
+    assert report.reasons[0].startswith("suspect destination c: 2/2 pairs to it bad")
+    assert report.reasons[1:] == ["a: failed", "b: failed"]
+
+
 def test_all_passed_is_passed_and_empty_is_failed() -> None:
     state = RoundState(round_id="j-r1", job="j", round=1, kind="NetReach", name="n", spec={},
                        expected=["a"], published=["a"], planned=1.0, start_at=1.0, deadline=2.0)
