@@ -97,10 +97,12 @@ def env(ctx: click.Context) -> None:
 @click.option("--drop-from", "drop_from", default=None, metavar="NODE",
               help="With --to: refuse new connections from this node to the --to node (one way).")
 @click.option("--to", "drop_to", default=None, metavar="NODE")
+@click.option("--no-service", "no_service", is_flag=True,
+              help="Break the node's Service path (ClusterIP, LoadBalancer), as a broken kube-proxy would.")
 @click.option("--clear", is_flag=True, help="Remove the faults of NODE (of every node without NODE).")
 @click.pass_context
 def fault(ctx: click.Context, node: str | None, loss: str | None, slow: str | None, down_: bool,
-          drop_from: str | None, drop_to: str | None, clear: bool) -> None:
+          drop_from: str | None, drop_to: str | None, no_service: bool, clear: bool) -> None:
     """Break (or mend) a node: `lab fault node-2 --loss 30%`, `lab fault --drop-from node-1 --to node-2`."""
     from kdoctor.lab import lab as lab_mod
 
@@ -115,7 +117,7 @@ def fault(ctx: click.Context, node: str | None, loss: str | None, slow: str | No
         raise click.UsageError("name a NODE to break, or --clear")
     try:
         changes = lab_mod.fault(state, node, loss=_percent(loss) if loss else None, slow=slow, down_=down_,
-                                drop_to=drop_to, clear=clear)
+                                drop_to=drop_to, no_service=no_service, clear=clear)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     for change in changes:

@@ -270,7 +270,8 @@ def status(config: LabConfig) -> dict[str, Any]:
 
 
 def fault(state: LabState, node: str | None, *, loss: float | None = None, slow: str | None = None,
-          down_: bool = False, drop_to: str | None = None, clear: bool = False) -> list[str]:
+          down_: bool = False, drop_to: str | None = None, no_service: bool = False,
+          clear: bool = False) -> list[str]:
     """Set (or clear) faults; returns a description of each change."""
     require_root()
     config = state.config
@@ -295,6 +296,9 @@ def fault(state: LabState, node: str | None, *, loss: float | None = None, slow:
         other = all_nodes[config.index_of(drop_to) - 1]
         net.add_drop(config, target, other)
         notes.append(f"drop → {other.name}")
+    if no_service:
+        net.add_no_service(config, target)
+        notes.append("no Service path")
     if slow is not None:
         net.set_slow(config, target, slow)
         notes.append(f"slow {slow}")

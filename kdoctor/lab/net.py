@@ -160,6 +160,17 @@ def add_drop(config: LabConfig, source: Node, destination: Node) -> None:
            "-j", "DROP", ns=source.namespace)
 
 
+def add_no_service(config: LabConfig, node: Node) -> None:
+    """Break the node's Service path, as a kube-proxy that lost its rules would: new connections
+    from it to the ClusterIP and LoadBalancer addresses are dropped (matched on the address before
+    DNAT, so the same agents stay reachable directly and through the NodePort)."""
+    if not has_rules(node):
+        _exempt(config, node.namespace)
+    for address in config.cluster_ip + config.load_balancer:
+        sh(_tables(address), "-A", FAULT_CHAIN, "-m", "conntrack", "--ctstate", "NEW", "--ctorigdst", address,
+           "-j", "DROP", ns=node.namespace)
+
+
 def set_slow(config: LabConfig, node: Node, rate: str) -> None:
     """Rate-limit what the node sends (htb): under load its queue builds and latency grows.
 

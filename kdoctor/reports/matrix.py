@@ -8,6 +8,12 @@ them failed its expectation. Blame reads the off-diagonal cells:
   ``node``; only its row: a broken ``source``; only its column: a broken ``destination``;
 * a bad cell that no such node explains is a broken ``pair``.
 
+Service paths (``clusterIP``, ``loadBalancer``, ``ingress``) name no destination, so they stay out
+of the cells, but they are judged across sources: a path that fails from most sources is a broken
+``service`` (the Service, its NAT rules or the Ingress, not a node), one that fails from only a
+few sources blames those ``source`` nodes (their kube-proxy or route), unless the matrix already
+named them.
+
 "Mostly" is more than half of at least two probed cells not already explained by a node named
 before, so a single bad pair never blames a whole node, and a broken node's bad cells in other
 rows and columns are explained by it.
@@ -21,25 +27,53 @@ from kdoctor.specs.latency import Latency
 from kdoctor.specs.mesh import node_order
 from kdoctor.specs.results import Matrix, MatrixCell, NodeResult, Suspect, TargetResult
 
+SERVICE_PATHS = frozenset({"clusterIP", "loadBalancer", "ingress"})
+
 
 def build_matrix(nodes: dict[str, NodeResult], covered: list[list[str]]) -> Matrix | None:
-    """The matrix of a round, or ``None`` when no target names a destination node."""
+    """The matrix of a round, or ``None`` when no target names a destination node or a Service path."""
     grouped: dict[tuple[str, str], list[TargetResult]] = defaultdict(list)
+    paths: dict[str, dict[str, bool]] = defaultdict(dict)  # path → source → bad
     for source, result in nodes.items():
         for target in result.targets:
             if target.destination:
                 grouped[(source, target.destination)].append(target)
-    if not grouped:
+            elif target.kind in SERVICE_PATHS:
+                paths[target.name][source] = paths[target.name].get(source, False) or target.verdict != "passed"
+    if not grouped and not paths:
         return None
     cells = [_cell(src, dst, targets) for (src, dst), targets in sorted(grouped.items())]
     names = sorted({c.source for c in cells} | {c.destination for c in cells} | set(nodes), key=node_order)
     pairs = covered or [[c.source, c.destination] for c in cells]
-    return Matrix(nodes=names, cells=cells, covered=pairs, suspects=suspects(cells))
+    found = suspects(cells)
+    return Matrix(nodes=names, cells=cells, covered=pairs, suspects=found + path_suspects(paths, found))
+
+
+def path_suspects(paths: dict[str, dict[str, bool]], named: list[Suspect]) -> list[Suspect]:
+    """Suspects from the Service paths: ``paths`` maps a path to each source and whether it failed."""
+    blamed = {s.node for s in named if s.kind in ("node", "source")}
+    found: list[Suspect] = []
+    by_source: dict[str, list[str]] = defaultdict(list)
+    for path, sources in sorted(paths.items()):
+        bad = sorted((s for s, failed in sources.items() if failed), key=node_order)
+        if not bad or len(sources) < 2:  # one source alone cannot tell its path from the Service
+            continue
+        if len(sources) >= 2 and 2 * len(bad) > len(sources):
+            found.append(Suspect(kind="service", target=path,
+                                 reason=f"fails from {len(bad)}/{len(sources)} sources"))
+            continue
+        for source in bad:
+            if source not in blamed:
+                by_source[source].append(f"{path} fails from it ({len(bad)}/{len(sources)} sources)")
+    found += [Suspect(kind="source", node=source, reason="; ".join(why))
+              for source, why in sorted(by_source.items(), key=lambda item: node_order(item[0]))]
+    return found
 
 
 def describe(suspect: Suspect) -> str:
     """One line naming a suspect, e.g. ``suspect node node-3: 3/3 pairs from it bad; ...``."""
-    what = f"{suspect.source} → {suspect.destination}" if suspect.kind == "pair" else f"{suspect.node}"
+    what = {"pair": f"{suspect.source} → {suspect.destination}", "service": suspect.target}.get(
+        suspect.kind, suspect.node)
     return f"suspect {suspect.kind} {what}: {suspect.reason}"
 
 

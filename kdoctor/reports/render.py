@@ -75,7 +75,7 @@ def report_table(report: Report) -> Group:
         parts.append(Text("✗ " + reason, style="red"))
     for warning in report.warnings:
         parts.append(Text("! " + warning, style="yellow"))
-    if report.matrix is not None:
+    if report.matrix is not None and report.matrix.cells:
         from kdoctor.reports.grid import matrix_grid
 
         parts.append(matrix_grid(report.matrix))

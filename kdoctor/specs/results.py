@@ -169,12 +169,14 @@ class MatrixCell(ResultModel):
 class Suspect(ResultModel):
     """What the blame analysis points at."""
 
-    kind: Literal["node", "source", "destination", "pair"] = Field(
-        description="node: its row and column are bad; source: its row; destination: its column; "
-                    "pair: one cell not explained by a node.")
+    kind: Literal["node", "source", "destination", "pair", "service"] = Field(
+        description="node: its row and column are bad; source: its row (or a Service path that fails "
+                    "only from it); destination: its column; pair: one cell not explained by a node; "
+                    "service: a ClusterIP / LoadBalancer / Ingress path that fails from most sources.")
     node: str | None = None
     source: str | None = None
     destination: str | None = None
+    target: str | None = Field(default=None, description="The Service path, e.g. clusterIP/ipv4.")
     reason: str = ""
 
 

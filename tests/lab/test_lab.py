@@ -69,6 +69,20 @@ def test_one_way_drop_fails_only_that_pair_and_names_it(lab4: Lab) -> None:
     assert report.nodes["node-3"].status == "passed"  # node-3 → node-1 still works: one way only
 
 
+def test_broken_service_path_on_one_node_names_that_source(lab4: Lab) -> None:
+    assert "node-3: no Service path" in lab4.cli("fault", "node-3", "--no-service")
+    try:
+        report = lab4.run("lab-svc", ALL, qps=5, duration=1)
+    finally:
+        lab4.fault(None, clear=True)
+    assert _bad_cells(report) == set()  # agents stay reachable directly and by NodePort
+    failed = {(name, t.name) for name, node in report.nodes.items() for t in node.targets if t.verdict != "passed"}
+    assert failed == {("node-3", f"{kind}/ipv{f}") for kind in ("clusterIP", "loadBalancer") for f in (4, 6)}
+    assert report.matrix is not None
+    assert [(s.kind, s.node) for s in report.matrix.suspects] == [("source", "node-3")]
+    assert report.reasons[0].startswith("suspect source node-3: clusterIP/ipv4 fails from it (1/4 sources)")
+
+
 def test_node_down_is_missing_and_the_others_are_intact(lab4: Lab) -> None:
     lab4.fault("node-4", down_=True)
     client = redis.Redis.from_url(lab4.state.broker_url, decode_responses=True)

@@ -11,13 +11,13 @@ import pytest
 from kdoctor.errors import SpecError
 from kdoctor.inventory import static, view
 from kdoctor.probes import netreach
-from kdoctor.reports.matrix import suspects
+from kdoctor.reports.matrix import build_matrix, describe, suspects
 from kdoctor.specs.loading import validate
 from kdoctor.specs.mesh import Mesh, peers, rounds_to_cover
 from kdoctor.specs.netreach import NetReach
 from kdoctor.specs.nodes import NodeInfo
 from kdoctor.specs.plan import InventoryView, Services
-from kdoctor.specs.results import MatrixCell
+from kdoctor.specs.results import MatrixCell, NodeResult, TargetResult
 
 
 def _names(n: int) -> list[str]:
@@ -115,6 +115,31 @@ def test_blame_names_a_node_a_pair_a_source_and_a_destination() -> None:
     found = [(s.kind, s.node or f"{s.source}>{s.destination}") for s in suspects(_cells(4, col))]
     assert found == [("destination", "n4"), ("pair", "n1>n2")]
     assert suspects(_cells(4, set())) == []
+
+
+def _node(name: str, bad_paths: set[str]) -> NodeResult:
+    targets = [TargetResult(name=path, kind=path.split("/")[0], url="http://x", requests=10,
+                            successes=0 if path in bad_paths else 10,
+                            verdict="failed" if path in bad_paths else "passed")
+               for path in ("clusterIP/ipv4", "loadBalancer/ipv4", "ingress/ipv6")]
+    return NodeResult(node=name, status="failed" if bad_paths else "passed", targets=targets)
+
+
+def test_service_paths_blame_the_service_or_the_one_source() -> None:
+    # clusterIP fails from every node: the Service path; loadBalancer only from node-3: its path.
+    nodes = {f"node-{i}": _node(f"node-{i}", {"clusterIP/ipv4"} | ({"loadBalancer/ipv4"} if i == 3 else set()))
+             for i in range(1, 5)}
+    matrix = build_matrix(nodes, [])
+    assert matrix is not None and matrix.cells == []
+    assert [(s.kind, s.target or s.node) for s in matrix.suspects] == [
+        ("service", "clusterIP/ipv4"), ("source", "node-3")]
+    assert describe(matrix.suspects[0]) == "suspect service clusterIP/ipv4: fails from 4/4 sources"
+    assert "loadBalancer/ipv4 fails from it (1/4 sources)" in matrix.suspects[1].reason
+    # All healthy: a matrix with nothing to blame; a single source blames nobody.
+    healthy = build_matrix({f"n{i}": _node(f"n{i}", set()) for i in range(3)}, [])
+    assert healthy is not None and healthy.suspects == []
+    alone = build_matrix({"n1": _node("n1", {"clusterIP/ipv4"})}, [])
+    assert alone is not None and alone.suspects == []
 
 
 def test_static_inventory_loads_merges_and_reports_missing(tmp_path: Path) -> None:
