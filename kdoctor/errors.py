@@ -48,11 +48,11 @@ class FieldProblem:
 class SpecError(KdoctorError, ValueError):
     """A spec is invalid. ``problems`` lists every wrong field, each with what is allowed."""
 
-    def __init__(self, problems: list[FieldProblem], source: str = "") -> None:
+    def __init__(self, problems: list[FieldProblem], source: str = "", what: str = "spec") -> None:
         self.problems = problems
         self.source = source
         where = f" in {source}" if source else ""
-        lines = [f"invalid spec{where}: {len(problems)} problem(s)"]
+        lines = [f"invalid {what}{where}: {len(problems)} problem(s)"]
         lines += [f"  - {p}" for p in problems]
         super().__init__("\n".join(lines))
 

@@ -89,19 +89,20 @@ def load(path: str | Path) -> StaticInventory:
     try:
         data: Any = yaml.safe_load(Path(path).read_text())
     except OSError as exc:
-        raise SpecError([FieldProblem("", f"cannot read the inventory: {exc.strerror}")], origin) from None
+        raise SpecError([FieldProblem("", f"cannot read the inventory: {exc.strerror}")],
+                        origin, "inventory") from None
     except yaml.YAMLError as exc:
-        raise SpecError([FieldProblem("", f"not YAML: {exc}")], origin) from None
+        raise SpecError([FieldProblem("", f"not YAML: {exc}")], origin, "inventory") from None
     try:
         inventory = StaticInventory.model_validate(data or {})
     except ValidationError as exc:
         problems = [FieldProblem(".".join(str(p) for p in err["loc"]), err["msg"]) for err in exc.errors()]
-        raise SpecError(problems, origin) from None
+        raise SpecError(problems, origin, "inventory") from None
     names = [n.name for n in inventory.nodes]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise SpecError([FieldProblem("nodes", f"node names must be unique; repeated: {', '.join(dupes)}")],
-                        origin)
+                        origin, "inventory")
     return inventory
 
 

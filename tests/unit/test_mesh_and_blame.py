@@ -158,4 +158,5 @@ def test_static_inventory_loads_merges_and_reports_missing(tmp_path: Path) -> No
     with pytest.raises(SpecError) as err:
         static.load(path)
     text = str(err.value)
+    assert text.startswith(f"invalid inventory in {path}: ")
     assert "nodes.0.ipv4" in text and "nodes.0.agentPort" in text and "bogus" in text
