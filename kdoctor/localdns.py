@@ -20,6 +20,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -114,9 +115,11 @@ class _Server:
 
 
 class Dnsmasq(_Server):
-    """``dnsmasq`` on ``port`` (default: a free one) of 127.0.0.1 and ::1, answering ``HOSTS``."""
+    """``dnsmasq`` on ``port`` (default: a free one) of 127.0.0.1 and ::1 (and of ``also_listen``,
+    e.g. a link-local address), answering ``HOSTS``."""
 
-    def __init__(self, port: int | None = None, *, log_queries: bool = True, cache_size: int = 1000) -> None:
+    def __init__(self, port: int | None = None, *, log_queries: bool = True, cache_size: int = 1000,
+                 also_listen: Sequence[str] = ()) -> None:
         self.port = port or free_dns_port()
         self.dir = Path(tempfile.mkdtemp(prefix="kdoctor-dnsmasq-"))
         self.hosts = self.dir / "hosts"
@@ -130,6 +133,7 @@ class Dnsmasq(_Server):
             f"--local=/{DOMAIN}/", "--pid-file=", "--user=root", f"--cache-size={cache_size}",
             f"--srv-host={SRV_NAME},www.{DOMAIN},80", f"--txt-record={TXT_NAME},kdoctor",
             f"--log-facility={self.log}", "--dns-forward-max=10000",
+            *(f"--listen-address={address}" for address in also_listen),
         ]
         if log_queries:
             # Without --log-async dnsmasq writes each line before answering: no line is lost,

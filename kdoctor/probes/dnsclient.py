@@ -29,7 +29,7 @@ import errno
 import socket
 from collections import Counter, deque
 from collections.abc import Callable, Collection
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kdoctor.probes.dnswire import ID_PREFIX, RCODE_NAMES, QuerySet, answer_matches
 
@@ -202,7 +202,7 @@ class UdpClient(QueryTable):
                 sock.setblocking(False)
                 for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
                     sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER)
-                sock.connect((server, port))
+                sock.connect(sockaddr(server, port, family))
                 self._send.append(sock.send)
                 self._loop.add_reader(sock.fileno(), self._readable, sock)
         except BaseException:
@@ -267,6 +267,12 @@ class UdpClient(QueryTable):
                 self._loop.remove_reader(sock.fileno())
                 sock.close()
         self.sockets.clear()
+
+
+def sockaddr(server: str, port: int, family: int) -> tuple[Any, ...]:
+    """The socket address of a numeric ``server``; ``fe80::1%eth0`` becomes the 4-tuple with the
+    interface's scope id, which ``connect((host, port))`` would refuse."""
+    return socket.getaddrinfo(server, port, family, socket.SOCK_DGRAM, 0, socket.AI_NUMERICHOST)[0][4]
 
 
 def _send_error(exc: OSError) -> str:

@@ -12,6 +12,9 @@ CA the channel is encrypted but not authenticated, as kdoctor does.
 from __future__ import annotations
 
 import asyncio
+import errno
+import os
+import socket
 import ssl
 from collections.abc import Collection
 from typing import cast
@@ -31,6 +34,41 @@ def tls_context(ca_file: str | None) -> ssl.SSLContext:
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     return context
+
+
+async def connect_scoped(server: str, port: int) -> socket.socket:
+    """A TCP socket connected to a zoned address such as ``fe80::1%eth0``.
+
+    uvloop's ``create_connection`` and ``sock_connect`` lose the scope id of such an address (the
+    connect hangs or fails with EINVAL), so the socket is connected here, without blocking, with
+    the address ``getaddrinfo`` gives, and handed over already connected.
+    """
+    loop = asyncio.get_running_loop()
+    family, kind, proto, _, address = socket.getaddrinfo(
+        server, port, socket.AF_INET6, socket.SOCK_STREAM, 0, socket.AI_NUMERICHOST)[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setblocking(False)
+        error = sock.connect_ex(address)
+        if error == errno.EINPROGRESS:
+            writable: asyncio.Future[None] = loop.create_future()
+
+            def ready() -> None:
+                if not writable.done():
+                    writable.set_result(None)
+
+            loop.add_writer(sock.fileno(), ready)
+            try:
+                await writable
+            finally:
+                loop.remove_writer(sock.fileno())
+            error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if error:
+            raise OSError(error, os.strerror(error))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 class _Conn(asyncio.Protocol):
@@ -102,7 +140,8 @@ class StreamClient(QueryTable):
         self.server = server
         self.port = port
         self.tls = tls
-        self.server_name = (server_name or server) if tls is not None else None
+        # A certificate names an address without its zone (fe80::1, not fe80::1%eth0).
+        self.server_name = (server_name or server.split("%", 1)[0]) if tls is not None else None
         self.conns = [_Conn(self, i) for i in range(max(1, connections))]
         self.conn_of = bytearray(65536)  # ID → index of the connection it was sent on
         # The 2-byte length of each question's query, made once like the queries themselves.
@@ -155,8 +194,13 @@ class StreamClient(QueryTable):
     async def _connect(self, conn: _Conn) -> None:
         loop = asyncio.get_running_loop()
         try:
-            await loop.create_connection(lambda: conn, self.server, self.port, ssl=self.tls,
-                                         server_hostname=self.server_name)
+            if "%" in self.server:  # a link-local server: uvloop would drop the zone
+                sock = await connect_scoped(self.server, self.port)
+                await loop.create_connection(lambda: conn, sock=sock, ssl=self.tls,
+                                             server_hostname=self.server_name)
+            else:
+                await loop.create_connection(lambda: conn, self.server, self.port, ssl=self.tls,
+                                             server_hostname=self.server_name)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # every failure to connect is counted on the queries it fails

@@ -83,14 +83,14 @@ def plan(spec: Netdns, source: NodeInfo, view: InventoryView) -> tuple[list[Plan
 
 
 def read_nameservers(path: str) -> list[str]:
-    """The ``nameserver`` addresses of a resolv.conf, in order (zone suffixes like %eth0 dropped)."""
+    """The ``nameserver`` addresses of a resolv.conf, in order; a link-local address keeps its
+    zone (``fe80::1%eth0``): without it the kernel cannot tell which link the server is on."""
     servers = []
     for line in Path(path).read_text().splitlines():
         fields = line.split("#", 1)[0].split(";", 1)[0].split()
         if len(fields) >= 2 and fields[0] == "nameserver":
-            address = fields[1].split("%", 1)[0]
             try:
-                servers.append(str(ipaddress.ip_address(address)))
+                servers.append(str(ipaddress.ip_address(fields[1])))
             except ValueError:
                 continue
     return servers

@@ -3,6 +3,7 @@ and one round through three real workers."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -165,7 +166,7 @@ def test_resolv_conf_nameservers(tmp_path: Any, monkeypatch: pytest.MonkeyPatch)
     resolv = tmp_path / "resolv.conf"
     resolv.write_text("# comment\nsearch svc.cluster.local\nnameserver 127.0.0.1\nnameserver fe80::1%eth0\n"
                       "nameserver not-an-address\noptions ndots:5\n")
-    assert netdns.read_nameservers(str(resolv)) == ["127.0.0.1", "fe80::1"]
+    assert netdns.read_nameservers(str(resolv)) == ["127.0.0.1", "fe80::1%eth0"]
     document = load_spec({"apiVersion": "kdoctor.io/v1beta1", "kind": "Netdns", "metadata": {"name": "d"},
                           "spec": {"target": {"targetDns": {"testIPv4": True, "testIPv6": True,
                                                             "serviceName": "kube-dns"}}}})
@@ -180,6 +181,32 @@ def test_resolv_conf_nameservers(tmp_path: Any, monkeypatch: pytest.MonkeyPatch)
     result = run_node(document)
     assert result.status == "failed"
     assert all("names no nameserver" in t.reason for t in result.targets)
+
+
+@pytest.fixture
+def link_local() -> Iterator[str]:
+    """A veth link carrying fe80::53 (no DAD wait); yields the interface name."""
+    name = f"kdtdns{os.getpid() % 100000}"
+    subprocess.run(["ip", "link", "add", name, "type", "veth", "peer", "name", f"{name}p"], check=True)
+    try:
+        for link in (name, f"{name}p"):
+            subprocess.run(["ip", "link", "set", link, "up"], check=True)
+        subprocess.run(["ip", "-6", "addr", "add", "fe80::53/64", "dev", name, "nodad"], check=True)
+        yield name
+    finally:
+        subprocess.run(["ip", "link", "del", name], check=False)
+
+
+def test_link_local_server_keeps_its_zone(link_local: str) -> None:
+    server_address = f"fe80::53%{link_local}"
+    with Dnsmasq(also_listen=["fe80::53"]) as server:
+        for protocol in ("udp", "tcp"):
+            result = run_node(spec(server_address, server.port, qps=50, protocol=protocol))
+            (target,) = result.targets
+            assert result.status == "passed", result.reason
+            assert target.dns is not None and target.dns.server == server_address
+            assert target.successes == target.requests == 50
+        assert server.query_count() == 100
 
 
 def test_three_node_round(make_cluster: Callable[..., LocalCluster], client: Client, dnsmasq: Dnsmasq,
