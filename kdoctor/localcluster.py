@@ -21,6 +21,7 @@ from pathlib import Path
 
 import redis
 
+from kdoctor.connections import redis_client
 from kdoctor.errors import SetupError
 from kdoctor.inventory import registry
 from kdoctor.settings import Settings
@@ -147,7 +148,7 @@ class LocalCluster:
     def wait_ready(self, nodes: Sequence[str], timeout: float = 60.0) -> None:
         """Wait until every node in ``nodes`` is live and a coordinator beats."""
         settings = Settings.from_env(self._env())
-        client = redis.Redis.from_url(self.broker_url, decode_responses=True)
+        client = redis_client(settings)  # the cluster's own TLS settings, not a bare URL
         limit = time.monotonic() + timeout
         while time.monotonic() < limit:
             self._check_alive()
