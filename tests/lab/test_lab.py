@@ -69,6 +69,21 @@ def test_one_way_drop_fails_only_that_pair_and_names_it(lab4: Lab) -> None:
     assert report.nodes["node-3"].status == "passed"  # node-3 → node-1 still works: one way only
 
 
+def test_slow_node_is_named_by_its_latency(lab4: Lab) -> None:
+    # 64 kbit/s is about a third of what node-2 must send here (requests and answers): its queue
+    # grows for the whole round, so its latency reaches seconds while every other path stays fast.
+    assert "node-2: slow 64kbit" in lab4.cli("fault", "node-2", "--slow", "64kbit")
+    try:
+        report = lab4.run("lab-slow", PER_NODE, qps=5, duration=2,
+                          expect={"successRate": 0.5, "meanAccessDelayInMs": 500})
+    finally:
+        lab4.cli("fault", "--clear")
+    involved = {(s, d) for s in report.nodes for d in report.nodes if s != d and "node-2" in (s, d)}
+    assert _bad_cells(report) - {("node-2", "node-2")} == involved
+    assert report.matrix is not None
+    assert [(s.kind, s.node) for s in report.matrix.suspects] == [("node", "node-2")]
+
+
 def test_broken_service_path_on_one_node_names_that_source(lab4: Lab) -> None:
     assert "node-3: no Service path" in lab4.cli("fault", "node-3", "--no-service")
     try:
