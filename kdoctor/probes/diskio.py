@@ -1,14 +1,14 @@
 """DiskIO: measure the disk under a directory of this node, profile by profile.
 
-==========  ==========================  ==================  =====================  ==========
+==========  ==========================  ==================  =====================  ================
 profile     I/O                         file                latency is of          judged by
-==========  ==========================  ==================  =====================  ==========
+==========  ==========================  ==================  =====================  ================
 etcd        2,300 B write + fdatasync   new, preallocated   fdatasync              fdatasyncP99InMs
 seqWrite    blockSizeInKiB writes       new, preallocated   each write             minWriteMiBps
 seqRead     blockSizeInKiB reads        laid out first      each read              minReadMiBps
-randRead    4 KiB reads, depth N        laid out first      each read              minIops
-randWrite   4 KiB writes, depth N       laid out first      each write             minIops
-==========  ==========================  ==================  =====================  ==========
+randRead    4 KiB reads, depth N        laid out first      each read              minIops(ByDepth)
+randWrite   4 KiB writes, depth N       laid out first      each write             minIops(ByDepth)
+==========  ==========================  ==================  =====================  ================
 
 Needs: a writable directory under the worker's data directory (a hostPath in Kubernetes); no
 privileges. Safety: the directory is opened by :mod:`kdoctor.probes.diskplace` (no escape, free
@@ -100,9 +100,9 @@ def judge(result: DiskProfileResult, expect: DiskExpect) -> tuple[Verdict, str]:
     if result.profile == "seqRead" and expect.min_read_mi_bps is not None \
             and result.mib_per_second < expect.min_read_mi_bps:
         return "failed", f"read {result.mib_per_second:.1f} MiB/s < {expect.min_read_mi_bps:g} MiB/s"
-    if result.profile in ("randRead", "randWrite") and expect.min_iops is not None \
-            and result.iops < expect.min_iops:
-        return "failed", f"{result.iops:.0f} IOPS < {expect.min_iops:g}"
+    minimum = expect.min_iops_at(result.queue_depth)
+    if result.profile in ("randRead", "randWrite") and minimum is not None and result.iops < minimum:
+        return "failed", f"{result.iops:.0f} IOPS < {minimum:g} at depth {result.queue_depth}"
     return "passed", ""
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import posixpath
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from kdoctor.specs.common import DocumentBase, Model, SpecBase
 
@@ -145,8 +145,25 @@ class DiskExpect(Model):
         default=None, gt=0, alias="minReadMiBps", description="seqRead: minimum bandwidth (MiB/s)."
     )
     min_iops: float | None = Field(
-        default=None, gt=0, description="randRead and randWrite: minimum IOPS at every queue depth."
+        default=None, gt=0, description="randRead and randWrite: minimum IOPS at every queue depth "
+        "without an entry in minIopsByDepth."
     )
+    min_iops_by_depth: dict[int, float] = Field(
+        default_factory=dict, description="randRead and randWrite: minimum IOPS per queue depth, e.g. "
+        "{1: 5000, 32: 40000} (a disk does several times more at depth 32 than at depth 1)."
+    )
+
+    @field_validator("min_iops_by_depth")
+    @classmethod
+    def _positive(cls, value: dict[int, float]) -> dict[int, float]:
+        bad = [f"{depth}: {iops}" for depth, iops in value.items() if depth < 1 or iops <= 0]
+        if bad:
+            raise ValueError(f"depths must be >= 1 and IOPS > 0; got {', '.join(bad)}")
+        return value
+
+    def min_iops_at(self, depth: int) -> float | None:
+        """The minimum IOPS for a random profile at ``depth``, if any."""
+        return self.min_iops_by_depth.get(depth, self.min_iops)
 
 
 class DiskIOSpec(SpecBase):
@@ -155,6 +172,14 @@ class DiskIOSpec(SpecBase):
     target: DiskTarget = Field(default_factory=DiskTarget)
     request: DiskRequest = Field(default_factory=DiskRequest)
     expect: DiskExpect = Field(default_factory=DiskExpect)
+
+    @model_validator(mode="after")
+    def _depths_are_run(self) -> DiskIOSpec:
+        unknown = sorted(set(self.expect.min_iops_by_depth) - set(self.request.queue_depths))
+        if unknown:
+            raise ValueError(f"expect.minIopsByDepth names depth(s) {unknown} that request.queueDepths "
+                             f"{self.request.queue_depths} does not run; add them there or drop them")
+        return self
 
 
 class DiskIO(DocumentBase):

@@ -182,6 +182,12 @@ def test_spec_errors_name_the_field() -> None:
     assert "target.profiles: each profile at most once" in text
     with pytest.raises(SpecError, match=r"target\.profiles\.0: input should be 'etcd'"):
         spec(profiles=["fsync"])
+    with pytest.raises(SpecError, match=r"minIopsByDepth names depth\(s\) \[32\] that request\.queueDepths"):
+        load_spec({"apiVersion": "kdoctor.io/v1beta1", "kind": "DiskIO", "metadata": {"name": "d"},
+                   "spec": {"request": {"queueDepths": [1, 4]}, "expect": {"minIopsByDepth": {1: 10, 32: 10}}}})
+    loaded = load_spec({"apiVersion": "kdoctor.io/v1beta1", "kind": "DiskIO", "metadata": {"name": "d"},
+                        "spec": {"request": {"queueDepths": [1, 4]}, "expect": {"minIopsByDepth": {"4": 10}}}})
+    assert isinstance(loaded, DiskIO) and loaded.spec.expect.min_iops_at(4) == 10
 
 
 def test_budget_covers_every_phase() -> None:
@@ -203,6 +209,9 @@ def _profile(profile: str, **figures: Any) -> DiskProfileResult:
     (_profile("seqRead", mib_per_second=90.0), DiskExpect(minReadMiBps=50), "passed"),
     (_profile("randRead", iops=900.0), DiskExpect(minIops=1000), "failed"),
     (_profile("randWrite", iops=900.0), DiskExpect(minIops=100), "passed"),
+    (_profile("randRead", iops=9000.0, queue_depth=32), DiskExpect(minIops=1000, minIopsByDepth={32: 20000}),
+     "failed"),
+    (_profile("randRead", iops=900.0, queue_depth=1), DiskExpect(minIops=5000, minIopsByDepth={1: 800}), "passed"),
     (DiskProfileResult(name="etcd", profile="etcd"), DiskExpect(), "failed"),
 ])
 def test_judge(result: DiskProfileResult, expect: DiskExpect, verdict: str) -> None:
