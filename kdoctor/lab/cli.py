@@ -92,7 +92,7 @@ def env(ctx: click.Context) -> None:
 @click.argument("node", required=False)
 @click.option("--loss", default=None, metavar="PERCENT", help="Drop this share of the node's packets, e.g. 30%.")
 @click.option("--slow", default=None, metavar="RATE", is_flag=False, flag_value="64kbit",
-              help="Rate-limit what the node sends (tbf), e.g. 64kbit [flag alone: 64kbit].")
+              help="Rate-limit what the node sends (htb), e.g. 64kbit [flag alone: 64kbit].")
 @click.option("--down", "down_", is_flag=True, help="Take the node's link down.")
 @click.option("--drop-from", "drop_from", default=None, metavar="NODE",
               help="With --to: refuse new connections from this node to the --to node (one way).")
