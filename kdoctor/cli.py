@@ -124,7 +124,8 @@ def validate(spec: str) -> None:
 @cli.command()
 @click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("--wait", is_flag=True, help="Wait for the report; exit 0 passed, 1 failed.")
-@click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("-o", "--output", type=click.Choice(["table", "json", "html"]), default="table", show_default=True,
+              help="html: one self-contained page (with --wait), e.g. `> report.html`.")
 @click.option("--timeout", type=float, default=None,
               help="Give up waiting after this many seconds [default: the round's own deadline].")
 @click.pass_context
@@ -168,13 +169,18 @@ def _print_report(report: Any, output: str) -> None:
 
     if output == "json":
         click.echo(render.to_json(report))
+    elif output == "html":
+        from kdoctor.reports.html import to_html
+
+        click.echo(to_html(report))
     else:
         render.print_report(report, out_console)
 
 
 @cli.command()
 @click.argument("report_id")
-@click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("-o", "--output", type=click.Choice(["table", "json", "html"]), default="table", show_default=True,
+              help="html: one self-contained page, e.g. `> report.html`.")
 @click.pass_context
 def report(ctx: click.Context, report_id: str, output: str) -> None:
     """Show one report (ID as printed by `run` and `reports`)."""

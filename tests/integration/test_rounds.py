@@ -185,6 +185,11 @@ def test_kdoctor_docs_file_runs(make_cluster: Callable[..., LocalCluster], broke
     # Paths the registry cannot provide are named, not silently dropped.
     assert any("clusterIP" in w for w in report.warnings)
     assert any("ingress" in w for w in report.warnings)
+    # The same report as a page, from the store.
+    page = kdoctor(broker_url, "report", report.id, "-o", "html")
+    assert page.returncode == 0, page.stderr
+    assert page.stdout.startswith("<!doctype html>") and report.id in page.stdout
+    assert page.stdout.count('<td class="ok"') == 6  # 3 nodes: 6 ordered pairs, all good
 
 
 def test_unreachable_broker_and_missing_coordinator_exit_2(broker_url: str, tmp_path: Path) -> None:
