@@ -22,6 +22,7 @@ rows and columns are explained by it.
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 
 from kdoctor.specs.latency import Latency
 from kdoctor.specs.mesh import node_order
@@ -30,8 +31,46 @@ from kdoctor.specs.results import Matrix, MatrixCell, NodeResult, Suspect, Targe
 SERVICE_PATHS = frozenset({"clusterIP", "loadBalancer", "ingress"})
 
 
-def build_matrix(nodes: dict[str, NodeResult], covered: list[list[str]]) -> Matrix | None:
-    """The matrix of a round, or ``None`` when no target names a destination node or a Service path."""
+@dataclass
+class LatencyDigest:
+    """What a report needs of its targets' histograms: p99 per (source, destination) pair and the
+    merge of them all."""
+
+    p99_ms: dict[tuple[str, str], float | None]
+    total: Latency
+
+
+def digest(nodes: dict[str, NodeResult]) -> LatencyDigest:
+    """Decode every target's histogram once, merging pair by pair.
+
+    A 1,000-node round has tens of thousands of targets and an HDR histogram takes ~180 KB in
+    memory: keeping one per pair would take gigabytes, so each pair's histogram lives only until
+    its p99 is read and it is added to the total.
+    """
+    groups: dict[tuple[str, str | None], list[TargetResult]] = defaultdict(list)
+    for source, result in nodes.items():
+        for target in result.targets:
+            if target.histogram:
+                groups[(source, target.destination)].append(target)
+    total = Latency()
+    p99: dict[tuple[str, str], float | None] = {}
+    for (source, destination), targets in groups.items():
+        part = Latency()
+        for target in targets:
+            part.add_encoded(target.histogram, target.latency_ms)
+        if destination is not None:
+            p99[(source, destination)] = part.percentile_ms(99) if part.count else None
+        total.merge(part)
+    return LatencyDigest(p99_ms=p99, total=total)
+
+
+def build_matrix(nodes: dict[str, NodeResult], covered: list[list[str]],
+                 latencies: LatencyDigest | None = None) -> Matrix | None:
+    """The matrix of a round, or ``None`` when no target names a destination node or a Service path.
+
+    ``latencies``: the :func:`digest` of ``nodes``, when the caller has it already.
+    """
+    latencies = digest(nodes) if latencies is None else latencies
     grouped: dict[tuple[str, str], list[TargetResult]] = defaultdict(list)
     paths: dict[str, dict[str, bool]] = defaultdict(dict)  # path → source → bad
     for source, result in nodes.items():
@@ -42,7 +81,8 @@ def build_matrix(nodes: dict[str, NodeResult], covered: list[list[str]]) -> Matr
                 paths[target.name][source] = paths[target.name].get(source, False) or target.verdict != "passed"
     if not grouped and not paths:
         return None
-    cells = [_cell(src, dst, targets) for (src, dst), targets in sorted(grouped.items())]
+    cells = [_cell(src, dst, targets, latencies.p99_ms.get((src, dst)))
+             for (src, dst), targets in sorted(grouped.items())]
     names = sorted({c.source for c in cells} | {c.destination for c in cells} | set(nodes), key=node_order)
     pairs = covered or [[c.source, c.destination] for c in cells]
     found = suspects(cells)
@@ -77,11 +117,7 @@ def describe(suspect: Suspect) -> str:
     return f"suspect {suspect.kind} {what}: {suspect.reason}"
 
 
-def _cell(source: str, destination: str, targets: list[TargetResult]) -> MatrixCell:
-    latency = Latency()
-    for target in targets:
-        if target.histogram:
-            latency.merge(Latency.decode(target.histogram, target.latency_ms))
+def _cell(source: str, destination: str, targets: list[TargetResult], p99_ms: float | None) -> MatrixCell:
     requests = sum(t.requests for t in targets)
     successes = sum(t.successes for t in targets)
     failed = sum(t.verdict != "passed" for t in targets)
@@ -89,7 +125,7 @@ def _cell(source: str, destination: str, targets: list[TargetResult]) -> MatrixC
         source=source, destination=destination, targets=len(targets), failed_targets=failed,
         requests=requests, successes=successes,
         success_rate=round(successes / requests, 6) if requests else None,
-        p99_ms=latency.summary().p99, bad=failed > 0,
+        p99_ms=p99_ms, bad=failed > 0,
     )
 
 
@@ -106,16 +142,26 @@ def suspects(cells: list[MatrixCell]) -> list[Suspect]:
     broken destination does not make every source that probes it look half broken.
     """
     off = [c for c in cells if c.source != c.destination]
+    rows: dict[str, list[MatrixCell]] = defaultdict(list)
+    cols: dict[str, list[MatrixCell]] = defaultdict(list)
+    for cell in off:
+        rows[cell.source].append(cell)
+        cols[cell.destination].append(cell)
     explained: set[tuple[str, str]] = set()
     found: list[Suspect] = []
     named: set[str] = set()
+
+    def left(cells: list[MatrixCell]) -> list[MatrixCell]:
+        return [c for c in cells if (c.source, c.destination) not in explained]
+
     while True:
         best: tuple[int, str, bool, bool] | None = None
-        for node in sorted({c.source for c in off} | {c.destination for c in off}):
-            if node in named:
-                continue
-            row = [c for c in off if c.source == node and (c.source, c.destination) not in explained]
-            col = [c for c in off if c.destination == node and (c.source, c.destination) not in explained]
+        # Only a node touching an unexplained bad cell can score (a 1,000-node round has 10,000+
+        # cells, almost all good): its row and column come from the index, not a scan.
+        touched = {n for c in off if c.bad and (c.source, c.destination) not in explained
+                   for n in (c.source, c.destination)}
+        for node in sorted(touched - named):
+            row, col = left(rows[node]), left(cols[node])
             row_bad, col_bad = _mostly_bad(row), _mostly_bad(col)
             score = sum(c.bad for c in row) * row_bad + sum(c.bad for c in col) * col_bad
             if score and (best is None or score > best[0]):
@@ -124,8 +170,7 @@ def suspects(cells: list[MatrixCell]) -> list[Suspect]:
             break
         _, node, row_bad, col_bad = best
         named.add(node)
-        row = [c for c in off if c.source == node]
-        col = [c for c in off if c.destination == node]
+        row, col = rows[node], cols[node]
         out = f"{sum(c.bad for c in row)}/{len(row)} pairs from it bad"
         into = f"{sum(c.bad for c in col)}/{len(col)} pairs to it bad"
         if row_bad and col_bad:

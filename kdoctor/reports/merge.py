@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from datetime import UTC, datetime
 
-from kdoctor.reports.matrix import build_matrix, describe
+from kdoctor.reports.matrix import LatencyDigest, build_matrix, describe, digest
 from kdoctor.reports.rounds import RoundState
-from kdoctor.specs.latency import Latency
 from kdoctor.specs.results import NodeResult, Report, Summary, TaskRef
 
 
@@ -34,7 +33,8 @@ def build_report(state: RoundState, results: dict[str, NodeResult], finished: da
                 node=node, status="timeout",
                 reason="no result by the round deadline (the worker died, hung or lost its broker "
                        "connection while probing)")
-    matrix = build_matrix(nodes, state.coverage)
+    latencies = digest(nodes)
+    matrix = build_matrix(nodes, state.coverage, latencies)
     # Blame first: "node-3 is broken" is what the reader needs before each node's own complaint.
     reasons = [describe(s) for s in (matrix.suspects if matrix else [])]
     reasons += [f"{name}: {res.status}: {res.reason}" if res.reason else f"{name}: {res.status}"
@@ -57,21 +57,20 @@ def build_report(state: RoundState, results: dict[str, NodeResult], finished: da
         deadline=datetime.fromtimestamp(state.deadline, UTC),
         spec=state.spec,
         nodes=nodes,
-        summary=summarize(nodes),
+        summary=summarize(nodes, latencies),
         matrix=matrix,
     )
 
 
-def summarize(nodes: dict[str, NodeResult]) -> Summary:
-    """Round totals; latency percentiles from the merged histograms of every target."""
-    merged = Latency()
+def summarize(nodes: dict[str, NodeResult], latencies: LatencyDigest | None = None) -> Summary:
+    """Round totals; latency percentiles from the merged histograms of every target
+    (``latencies``: the :func:`~kdoctor.reports.matrix.digest` of ``nodes``, if at hand)."""
+    merged = (digest(nodes) if latencies is None else latencies).total
     requests = successes = 0
     for result in nodes.values():
         for target in result.targets:
             requests += target.requests
             successes += target.successes
-            if target.histogram:
-                merged.merge(Latency.decode(target.histogram, target.latency_ms))
     return Summary(
         nodes=dict(sorted(Counter(r.status for r in nodes.values()).items())),
         requests=requests,

@@ -8,6 +8,10 @@ averaging percentiles. Min, max and mean are kept exactly beside it.
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections.abc import Sequence
+from itertools import accumulate
+
 from hdrh.histogram import HdrHistogram
 
 from kdoctor.specs.results import LatencyMs
@@ -86,42 +90,76 @@ class Latency:
     def decode(cls, text: str, summary: LatencyMs | None = None) -> Latency:
         """Rebuild a recorder from :meth:`encode` output and the exact figures of ``summary``."""
         rec = cls()
-        if not text:
-            return rec
-        rec.hist.add(HdrHistogram.decode(text.encode("ascii")))
-        rec.count = int(rec.hist.get_total_count())
-        if summary is not None and summary.count:
-            rec.min_us = round(summary.min * 1000) if summary.min is not None else 0
-            rec.max_us = round(summary.max * 1000) if summary.max is not None else 0
-            rec.sum_us = round((summary.mean or 0.0) * 1000 * rec.count)
-        else:
-            rec.min_us = int(rec.hist.get_min_value())
-            rec.max_us = int(rec.hist.get_max_value())
-            rec.sum_us = int(rec.hist.get_mean_value() * rec.count)
+        rec.add_encoded(text, summary)
         return rec
 
-    def percentile_ms(self, pct: float) -> float:
-        """The ``pct`` percentile in milliseconds (microsecond resolution).
+    def add_encoded(self, text: str, summary: LatencyMs | None = None) -> None:
+        """Merge :meth:`encode` output (with the exact figures of its ``summary``) into this one.
 
-        HDR returns the top of the percentile's bucket, which can exceed the exact maximum by
-        up to 0.1 %; clamping keeps min <= p50 <= ... <= max true in every report.
+        Cheaper than ``merge(decode(...))``: the blob is added straight into this histogram, so
+        merging a 1,000-node report costs one decode per target and no intermediate recorder.
+        """
+        if not text:
+            return
+        self.flush()
+        part = HdrHistogram.decode(text.encode("ascii"))
+        self.hist.add(part)
+        count = int(part.get_total_count())
+        if summary is not None and summary.count:
+            low = round(summary.min * 1000) if summary.min is not None else 0
+            high = round(summary.max * 1000) if summary.max is not None else 0
+            total = round((summary.mean or 0.0) * 1000 * count)
+        else:
+            low, high = int(part.get_min_value()), int(part.get_max_value())
+            total = int(part.get_mean_value() * count)
+        self.min_us = low if self.count == 0 else min(self.min_us, low)
+        self.max_us = max(self.max_us, high)
+        self.count += count
+        self.sum_us += total
+
+    def percentiles_us(self, pcts: Sequence[float]) -> list[int]:
+        """The ``pcts`` percentiles in microseconds, exactly as hdrh's ``get_value_at_percentile``
+        gives them (the top of the bucket holding the target count), in one pass.
+
+        hdrh walks its counts one Python call per bucket for every percentile; a report of a
+        1,000-node round asks for tens of thousands of percentiles, so the counts up to the
+        highest recorded bucket are summed at C speed once and each percentile is a bisection.
         """
         self.flush()
-        us = int(self.hist.get_value_at_percentile(pct))
+        hist = self.hist
+        top = hist.counts_len
+        if hist.max_value:
+            top = min(top, hist._counts_index_for(hist.max_value) + 1)  # no count lies above it
+        cumulative = list(accumulate(hist.counts[:top]))
+        values = []
+        for pct in pcts:
+            index = bisect_left(cumulative, hist.get_target_count_at_percentile(pct))
+            if index >= len(cumulative):  # cannot happen with consistent counts; stay correct anyway
+                values.append(int(hist.get_value_at_percentile(pct)))
+                continue
+            value = hist.get_value_from_index(index)
+            edge = hist.get_highest_equivalent_value if pct else hist.get_lowest_equivalent_value
+            values.append(int(edge(value)))
+        return values
+
+    def _clamped_ms(self, us: int) -> float:
+        # HDR returns the top of the percentile's bucket, which can exceed the exact maximum by
+        # up to 0.1 %; clamping keeps min <= p50 <= ... <= max true in every report.
         return max(self.min_us, min(us, self.max_us)) / 1000.0
+
+    def percentile_ms(self, pct: float) -> float:
+        """The ``pct`` percentile in milliseconds (microsecond resolution)."""
+        return self._clamped_ms(self.percentiles_us([pct])[0])
 
     def summary(self) -> LatencyMs:
         """Min, mean, percentiles and max in milliseconds; all ``None`` without samples."""
         if self.count == 0:
             return LatencyMs()
+        p50, p90, p95, p99, p999 = (self._clamped_ms(us) for us in self.percentiles_us([50, 90, 95, 99, 99.9]))
         return LatencyMs(
             count=self.count,
             min=self.min_us / 1000.0,
             mean=round(self.sum_us / self.count / 1000.0, 3),
-            p50=self.percentile_ms(50),
-            p90=self.percentile_ms(90),
-            p95=self.percentile_ms(95),
-            p99=self.percentile_ms(99),
-            p999=self.percentile_ms(99.9),
+            p50=p50, p90=p90, p95=p95, p99=p99, p999=p999,
             max=self.max_us / 1000.0,
         )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from kdoctor.probes.judge import judge_target, node_verdict
 from kdoctor.reports.merge import build_report
 from kdoctor.reports.rounds import RoundState
@@ -46,6 +48,17 @@ def _target(**kw: object) -> TargetResult:
                                "successes": 100, "success_rate": 1.0}
     base.update(kw)
     return TargetResult.model_validate(base)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_one_pass_percentiles_equal_hdrh(seed: int) -> None:
+    rng = random.Random(seed)
+    lat = _latency([rng.lognormvariate(-7, 1.5) for _ in range(rng.randrange(1, 5000))])
+    decoded = Latency.decode(lat.encode(), lat.summary())  # the path reports take
+    pcts = [0, 1, 25, 50, 90, 95, 99, 99.9, 99.99, 100]
+    for rec in (lat, decoded):
+        rec.flush()
+        assert rec.percentiles_us(pcts) == [rec.hist.get_value_at_percentile(p) for p in pcts]
 
 
 def test_judge_names_every_failed_condition() -> None:
