@@ -9,7 +9,7 @@ from kdoctor.errors import (
     SpecError,
     WaitTimeout,
 )
-from kdoctor.specs import Report, load_spec
+from kdoctor.specs import Report, ReportHead, load_spec
 
 __all__ = [
     "BrokerUnavailable",
@@ -18,6 +18,7 @@ __all__ = [
     "KdoctorError",
     "Progress",
     "Report",
+    "ReportHead",
     "ReportNotFound",
     "SetupError",
     "SpecError",

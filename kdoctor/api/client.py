@@ -29,7 +29,7 @@ from kdoctor.reports import rounds, store
 from kdoctor.settings import Settings
 from kdoctor.specs.loading import SpecModel, load_spec, spec_json
 from kdoctor.specs.nodes import NodeInfo
-from kdoctor.specs.results import Report
+from kdoctor.specs.results import Report, ReportHead
 from kdoctor.tasks.celery import PLAN, create_app
 from kdoctor.workers.queues import COORDINATOR_QUEUE
 
@@ -218,8 +218,9 @@ class Client:
         return store.load(self.redis, report_id)
 
     def reports(self, *, limit: int = 20, job: str | None = None, kind: str | None = None,
-                name: str | None = None) -> list[Report]:
-        """Stored reports, newest first."""
+                name: str | None = None) -> list[ReportHead]:
+        """The heads (verdict, reasons, totals) of stored reports, newest first; :meth:`report`
+        gives a whole one."""
         return store.latest(self.redis, limit=limit, job=job, kind=kind, name=name)
 
     def nodes(self) -> list[NodeInfo]:

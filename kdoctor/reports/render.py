@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from kdoctor.specs.nodes import NodeInfo
-from kdoctor.specs.results import LatencyMs, Report
+from kdoctor.specs.results import LatencyMs, Report, ReportHead
 
 _STYLE = {"passed": "green", "failed": "red", "missing": "yellow", "timeout": "magenta", "error": "red"}
 
@@ -109,7 +109,7 @@ def disk_table(report: Report) -> Table:
     return table
 
 
-def reports_table(reports: Iterable[Report]) -> Table:
+def reports_table(reports: Iterable[ReportHead]) -> Table:
     """One line per report, newest first."""
     table = Table(header_style="bold")
     for col in ("id", "kind", "name", "round", "verdict", "finished (UTC)", "nodes"):

@@ -208,3 +208,25 @@ class Report(ResultModel):
     nodes: dict[str, NodeResult]
     summary: Summary = Field(default_factory=Summary)
     matrix: Matrix | None = Field(default=None, description="Source × destination matrix with suspects.")
+
+    def head(self) -> ReportHead:
+        """The report without its per-node detail, spec and matrix (what listings need)."""
+        return ReportHead(
+            id=self.id, job=self.job, task=self.task, round=self.round, verdict=self.verdict,
+            reasons=self.reasons[:10], started=self.started, finished=self.finished, summary=self.summary,
+        )
+
+
+class ReportHead(ResultModel):
+    """A report's identity, verdict and totals: kept beside each report so that listing reports
+    never loads whole ones (a 1,000-node NetReach report is tens of MB)."""
+
+    id: str
+    job: str
+    task: TaskRef
+    round: int
+    verdict: Verdict
+    reasons: list[str] = Field(default_factory=list, description="The first 10 of the report's reasons.")
+    started: datetime
+    finished: datetime
+    summary: Summary = Field(default_factory=Summary)
