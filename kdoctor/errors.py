@@ -52,6 +52,9 @@ class SpecError(KdoctorError, ValueError):
         self.problems = problems
         self.source = source
         where = f" in {source}" if source else ""
+        if len(problems) == 1 and not problems[0].path:  # one problem with the whole input: say it plainly
+            super().__init__(f"{what} {source}: {problems[0].message}" if source else problems[0].message)
+            return
         lines = [f"invalid {what}{where}: {len(problems)} problem(s)"]
         lines += [f"  - {p}" for p in problems]
         super().__init__("\n".join(lines))

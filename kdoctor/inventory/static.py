@@ -89,7 +89,7 @@ def load(path: str | Path) -> StaticInventory:
     try:
         data: Any = yaml.safe_load(Path(path).read_text())
     except OSError as exc:
-        raise SpecError([FieldProblem("", f"cannot read the inventory: {exc.strerror}")],
+        raise SpecError([FieldProblem("", f"cannot read it: {exc.strerror}")],
                         origin, "inventory") from None
     except yaml.YAMLError as exc:
         raise SpecError([FieldProblem("", f"not YAML: {exc}")], origin, "inventory") from None

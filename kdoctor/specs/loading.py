@@ -47,7 +47,7 @@ def load_spec(source: SpecModel | dict[str, Any] | str | Path) -> SpecModel:
     try:
         text = path.read_text()
     except OSError as exc:
-        raise SpecError([FieldProblem("", f"cannot read {path}: {exc.strerror}")], str(path)) from exc
+        raise SpecError([FieldProblem("", f"cannot read it: {exc.strerror}")], str(path), "spec file") from exc
     return load_text(text, str(path))
 
 
