@@ -194,3 +194,10 @@ def test_schedule_forms() -> None:
     for bad in ("0 0", "1s 5", "* * *", "x y"):
         with pytest.raises(ValueError):
             sched.parse(bad)
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parent.parent.parent / "examples").glob("*.yaml")),
+                         ids=lambda p: p.name)
+def test_every_example_file_is_valid(path: Path) -> None:
+    model = load_spec(str(path))
+    assert model.name and model.kind in ("NetReach", "AppHttpHealthy", "Netdns", "DiskIO")
