@@ -2,7 +2,9 @@
 
 Starts its own redis-server on a free loopback port (unless a broker is given), a coordinator
 and N workers named ``node-1..N`` listening on IPv4 and IPv6 loopback, runs the embedded
-inspections, and stops everything it started, also on Ctrl-C.
+inspections, and stops everything it started, also on Ctrl-C, SIGTERM or SIGHUP (``timeout``,
+a closed terminal): the servers and workers run in sessions of their own, so nothing but this
+process can stop them.
 
 All four probe kinds run, one round each: NetReach between the workers' agents,
 AppHttpHealthy against an nginx and Netdns against a dnsmasq the demo starts on loopback (the
@@ -15,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import tempfile
 from collections.abc import Iterator
 from importlib import resources
@@ -49,10 +52,24 @@ def _broker(url: str | None) -> Iterator[str]:
         server.stop()
 
 
+@contextlib.contextmanager
+def _stop_signals_interrupt() -> Iterator[None]:
+    """Turn SIGTERM and SIGHUP into KeyboardInterrupt for the block, so every ``with`` unwinds."""
+    def interrupt(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def run_demo(node_count: int, broker: str | None, progress: Console) -> list[Report]:
     """Run the demo and return its reports."""
     nodes = [f"node-{i}" for i in range(1, node_count + 1)]
-    with _broker(broker) as url:
+    with _stop_signals_interrupt(), _broker(broker) as url:
         progress.print(f"[dim]broker {url}[/dim]" if not broker else f"[dim]broker {broker}[/dim]")
         data = tempfile.mkdtemp(prefix="kdoctor-demo-data-")
         # Removed after the cluster has stopped (an ExitStack entered first exits last).
