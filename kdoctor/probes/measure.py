@@ -62,8 +62,12 @@ def node_result(
         verdict, reason = judge_target(result, expect)
         results.append(result.model_copy(update={"verdict": verdict, "reason": reason}))
     status, why = node_verdict(results)
-    return NodeResult(node=node, status=status, reason=why, targets=results,
-                      generator=monitor.finish(unsent), warnings=list(warnings))
+    generator = monitor.finish(unsent)
+    notes = list(warnings)
+    if generator.saturated:  # said where people read, not only in the JSON's generator block
+        notes.append(f"{node}: load generator saturated ({generator.reason}): its latencies include the "
+                     "generator's own delay; do not blame the targets for that part")
+    return NodeResult(node=node, status=status, reason=why, targets=results, generator=generator, warnings=notes)
 
 
 @dataclass

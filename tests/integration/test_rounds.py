@@ -67,7 +67,10 @@ def test_three_nodes_pass_with_exact_counts(make_cluster: Callable[..., LocalClu
             assert target.successes == target.requests
             assert target.latency_ms.p99 is not None
             sent_to[target.destination or ""] += target.requests
-        assert node.generator is not None and not node.generator.saturated
+        # A loaded CI host may saturate a generator; then the report must say so where it is read.
+        assert node.generator is not None
+        assert node.generator.saturated == any(w.startswith(f"{name}: load generator saturated")
+                                               for w in report.warnings)
     # What the servers counted is exactly what the probes say they sent.
     assert received == sent_to
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 
 import pytest
 
@@ -128,3 +129,19 @@ def test_all_passed_is_passed_and_empty_is_failed() -> None:
     assert build_report(state, {"a": NodeResult(node="a", status="passed")}).verdict == "passed"
     empty = build_report(state.model_copy(update={"expected": []}), {})
     assert empty.verdict == "failed" and "no node is known" in empty.reasons[0]
+
+
+def test_a_saturated_generator_is_a_warning_that_names_the_node() -> None:
+    from kdoctor.probes.measure import GeneratorMonitor, node_result
+
+    calm, busy = GeneratorMonitor(), GeneratorMonitor()
+    for monitor, lag in ((calm, 0.0005), (busy, 0.050)):
+        monitor.start()
+        for _ in range(100):
+            monitor.lag.record(lag)
+    time.sleep(0.1)  # an idle pressure window: only the send lag can mark a generator saturated
+    assert node_result("n1", [], Expect(), calm).warnings == []
+    result = node_result("n1", [], Expect(), busy)
+    assert result.generator is not None and result.generator.saturated
+    (warning,) = result.warnings
+    assert warning.startswith("n1: load generator saturated (p99 send lag 50.0 ms)")
