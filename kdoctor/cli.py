@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import sys
-import time
 from typing import Any
 
 import click
@@ -155,9 +154,9 @@ def _wait_with_progress(job: Any, timeout: float | None) -> Any:
             if progress.phase == "queued":
                 text = "queued, waiting for the coordinator to plan it"
             elif progress.phase == "waiting":
-                text = f"{progress.published} node(s) start in {progress.start_at - time.time():.1f} s"
+                text = f"{progress.published} node(s) start in {progress.start_at - progress.now:.1f} s"
             else:
-                left = max(0.0, progress.deadline - time.time())
+                left = max(0.0, progress.deadline - progress.now)
                 text = (f"{progress.phase}: {progress.results}/{progress.published} node(s) reported, "
                         f"deadline in {left:.0f} s")
             status.update(f"{job.round_id}: {text}")
@@ -221,6 +220,7 @@ def reports(ctx: click.Context, limit: int, job: str | None, kind: str | None, n
 def nodes(ctx: click.Context, output: str, inventory: str | None) -> None:
     """List the nodes in the registry (and inventory) and whether their workers are live."""
     from kdoctor.api import Client
+    from kdoctor.clock import broker_now
     from kdoctor.connections import ping
     from kdoctor.inventory import static, view
     from kdoctor.reports import render
@@ -229,9 +229,9 @@ def nodes(ctx: click.Context, output: str, inventory: str | None) -> None:
     with Client(settings=settings) as client:
         ping(client.redis, settings)
         found = client.nodes()
+        now = broker_now(client.redis)  # heartbeats are stamped on the broker's clock
     if inventory:
         found = view.merge(static.load(inventory), found)
-    now = time.time()
     if output == "json":
         click.echo(json.dumps([{**n.to_json(), "state": render.node_state(n, now, settings.node_timeout_seconds)}
                                for n in found], indent=2))

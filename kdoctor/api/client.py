@@ -21,6 +21,7 @@ from typing import Any
 import redis
 from celery import Celery
 
+from kdoctor.clock import broker_now
 from kdoctor.connections import ping, redis_client
 from kdoctor.errors import BrokerUnavailable, SetupError, WaitTimeout
 from kdoctor.inventory import registry
@@ -55,6 +56,8 @@ class Progress:
     results: int = 0
     start_at: float = 0.0
     deadline: float = 0.0
+    now: float = 0.0
+    """The broker's time at this reading: ``start_at`` and ``deadline`` are on that clock."""
 
 
 class Job:
@@ -65,7 +68,13 @@ class Job:
         self.id = job_id
         self.spec = spec
         self.round_id = rounds.round_id(job_id, number)
-        self.submitted = time.time()
+        # Broker time (kdoctor.clock), carried forward on this machine's monotonic clock, so the
+        # wait's own limits hold even while Redis is unreachable.
+        try:
+            self.submitted = broker_now(client.redis)
+        except redis.RedisError:
+            self.submitted = time.time()
+        self._submitted_mono = time.monotonic()
 
     def __repr__(self) -> str:
         return f"Job({self.id!r}, round_id={self.round_id!r})"
@@ -78,10 +87,10 @@ class Job:
         state = rounds.load_round(r, self.round_id)
         if state is None:
             return Progress("queued" if rounds.load_job(r, self.id) is not None else "lost")
-        now = time.time()
+        now = broker_now(r)
         phase = "waiting" if now < state.start_at else "running" if now < state.deadline else "finalizing"
         return Progress(phase, len(state.expected), len(state.published),
-                        rounds.result_count(r, self.round_id), state.start_at, state.deadline)
+                        rounds.result_count(r, self.round_id), state.start_at, state.deadline, now)
 
     def wait(self, timeout: float | None = None, poll: float = 0.1,
              on_progress: Any = None) -> Report:
@@ -110,7 +119,7 @@ class Job:
             if last.phase == "lost":
                 raise WaitTimeout(f"job {self.id} is gone from Redis (restarted without persistence, or "
                                   "flushed?): its report will never be written; submit it again")
-            now = time.time()
+            now = self.submitted + (time.monotonic() - self._submitted_mono)
             if limit is not None and time.monotonic() >= limit:
                 raise WaitTimeout(f"no report for {self.round_id} after {timeout:g} s (phase: {last.phase})")
             if limit is None:
@@ -166,7 +175,7 @@ class Client:
         data = spec_json(model)
         ttl = int(self.settings.report_retention_days * 86400)
         rounds.save_job(self.redis, rounds.Job(job=job_id, kind=model.kind, name=model.name, spec=data,
-                                               submitted=time.time(), source=source), ttl)
+                                               submitted=broker_now(self.redis), source=source), ttl)
         try:
             self.app.send_task(PLAN, args=(job_id, 1), queue=COORDINATOR_QUEUE)
         except Exception as exc:
@@ -184,7 +193,7 @@ class Client:
         kinds.get(model.kind)
         self.check_ready()
         job = rounds.Job(job=rounds.new_job_id(model.name), kind=model.kind, name=model.name,
-                         spec=spec_json(model), submitted=time.time(), source=source)
+                         spec=spec_json(model), submitted=broker_now(self.redis), source=source)
         # A schedule may run for a long time: its job record outlives the report retention.
         rounds.save_job(self.redis, job, max(int(self.settings.report_retention_days * 86400), 400 * 86400))
         schedules.add(self.app, self.redis, job, model)

@@ -1,7 +1,8 @@
 """The live worker registry in Redis: who the nodes are, where their agents listen, who is alive.
 
 One hash, ``kdoctor:nodes``, maps node name to a JSON :class:`NodeInfo`. Each worker is the only
-writer of its own entry (register, heartbeat, goodbye), so no locking is needed. Readers decide
+writer of its own entry (register, heartbeat, goodbye), so no locking is needed. Times are the broker's
+(:mod:`kdoctor.clock`), so a node with a wrong clock is still judged rightly. Readers decide
 liveness from the heartbeat age; entries silent for longer than ``node_forget_seconds`` are
 pruned, so a node removed from the cluster stops being expected.
 """
@@ -9,10 +10,10 @@ pruned, so a node removed from the cluster stops being expected.
 from __future__ import annotations
 
 import json
-import time
 
 import redis
 
+from kdoctor.clock import broker_now
 from kdoctor.specs.nodes import NodeInfo
 
 NODES_KEY = "kdoctor:nodes"
@@ -26,7 +27,7 @@ def register(client: redis.Redis, info: NodeInfo) -> None:
 
 def goodbye(client: redis.Redis, info: NodeInfo) -> None:
     """Mark a node stopped: it stays expected (reported ``missing``) but is never published to."""
-    stopped = info.model_copy(update={"stopped": time.time()})
+    stopped = info.model_copy(update={"stopped": broker_now(client)})
     client.hset(NODES_KEY, info.name, json.dumps(stopped.to_json()))
 
 
@@ -37,7 +38,7 @@ def forget(client: redis.Redis, name: str) -> bool:
 
 def nodes(client: redis.Redis, *, forget_after: float | None = None) -> list[NodeInfo]:
     """Every registered node, sorted by name; prunes entries silent for ``forget_after`` seconds."""
-    now = time.time()
+    now = broker_now(client)
     found = []
     for name, raw in sorted(client.hgetall(NODES_KEY).items()):
         info = NodeInfo.model_validate(json.loads(raw))
@@ -50,7 +51,7 @@ def nodes(client: redis.Redis, *, forget_after: float | None = None) -> list[Nod
 
 def coordinator_beat(client: redis.Redis, ident: str, info: dict[str, object]) -> None:
     """Record that a coordinator is alive."""
-    client.hset(COORDINATORS_KEY, ident, json.dumps({**info, "lastHeartbeat": time.time()}))
+    client.hset(COORDINATORS_KEY, ident, json.dumps({**info, "lastHeartbeat": broker_now(client)}))
 
 
 def coordinator_gone(client: redis.Redis, ident: str) -> None:
@@ -60,7 +61,7 @@ def coordinator_gone(client: redis.Redis, ident: str) -> None:
 
 def live_coordinators(client: redis.Redis, timeout: float) -> list[dict[str, object]]:
     """Coordinators whose heartbeat is younger than ``timeout`` seconds."""
-    now = time.time()
+    now = broker_now(client)
     alive = []
     for raw in client.hgetall(COORDINATORS_KEY).values():
         info = json.loads(raw)

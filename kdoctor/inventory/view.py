@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 
 import redis
 
+from kdoctor.clock import broker_now
 from kdoctor.inventory import registry, static
 from kdoctor.settings import Settings
 from kdoctor.specs.nodes import NodeInfo
@@ -20,7 +20,7 @@ def current_view(client: redis.Redis, settings: Settings) -> InventoryView:
     it, the file's nodes are expected and its Service addresses used; live workers are matched to
     them by name (see :func:`merge`).
     """
-    now = time.time()
+    now = broker_now(client)
     found = registry.nodes(client, forget_after=settings.node_forget_seconds)
     if settings.inventory:
         inventory = static.load(settings.inventory)

@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from kdoctor.clock import skew_warning
 from kdoctor.errors import KdoctorError
 from kdoctor.probes import kinds
 from kdoctor.probes.measure import GeneratorMonitor
@@ -26,37 +28,58 @@ log = logging.getLogger(__name__)
 DEADLINE_MARGIN = 0.5
 
 
-def run_assignment(assignment: Assignment) -> NodeResult:
-    """Run ``assignment`` to completion on a fresh uvloop event loop (blocking)."""
+def run_assignment(assignment: Assignment, clock_offset: float = 0.0) -> NodeResult:
+    """Run ``assignment`` to completion on a fresh uvloop event loop (blocking).
+
+    ``clock_offset``: broker time minus this node's time (:func:`kdoctor.clock.offset`). The
+    assignment's start instant and deadline are broker instants; with the offset the node starts
+    with the others and stops in time even when its own clock is wrong, and its reported times are
+    comparable with the other nodes'.
+    """
     import uvloop
 
-    started = datetime.now(UTC)
+    clock = _Clock(clock_offset)
+    started = clock.now()
     try:
-        result = uvloop.run(_run(assignment))
+        result = uvloop.run(_run(assignment, clock))
     except Exception as exc:  # the result must say why, whatever happened
         log.exception("probe of round %s failed to run", assignment.round_id)
         result = NodeResult(node=assignment.node, status="error", reason=f"probe could not run: {exc}")
-    finished = datetime.now(UTC)
-    warnings = [*assignment.warnings, *result.warnings]
+    finished = clock.now()
+    skew = skew_warning(assignment.node, clock_offset)
+    warnings = [*assignment.warnings, *result.warnings, *([skew] if skew else [])]
     return result.model_copy(update={"started": result.started or started, "finished": finished,
                                      "warnings": warnings})
 
 
-async def _run(assignment: Assignment) -> NodeResult:
+@dataclass(frozen=True)
+class _Clock:
+    """This node's clock moved onto the broker's."""
+
+    offset: float
+
+    def time(self) -> float:
+        return time.time() + self.offset
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.time(), UTC)
+
+
+async def _run(assignment: Assignment, clock: _Clock) -> NodeResult:
     try:
         kind = kinds.get(assignment.kind)
         spec = validate(assignment.spec)
     except KdoctorError as exc:
         return NodeResult(node=assignment.node, status="error", reason=str(exc))
     # Sleep until the common start instant on the wall clock, then switch to the monotonic clock.
-    delay = assignment.start_at - time.time()
+    delay = assignment.start_at - clock.time()
     if delay > 0:
         await asyncio.sleep(delay)
-    started = datetime.now(UTC)
+    started = clock.now()
     t0 = time.perf_counter()
     monitor = GeneratorMonitor()
     monitor.start()
-    budget = assignment.deadline - time.time() - DEADLINE_MARGIN
+    budget = assignment.deadline - clock.time() - DEADLINE_MARGIN
     if budget <= 0:
         return NodeResult(node=assignment.node, status="error", started=started,
                           reason="the round's deadline had passed before the probe could start")

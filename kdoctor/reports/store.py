@@ -4,7 +4,6 @@ listings read) and the index ``kdoctor:reports`` (by finish time)."""
 from __future__ import annotations
 
 import json
-import time
 
 import redis
 
@@ -28,7 +27,7 @@ def save(client: redis.Redis, report: Report, retention_seconds: int) -> None:
     pipe.set(report_key(report.id), report.model_dump_json(by_alias=True), ex=retention_seconds)
     pipe.set(head_key(report.id), report.head().model_dump_json(by_alias=True), ex=retention_seconds)
     pipe.zadd(INDEX_KEY, {report.id: report.finished.timestamp()})
-    pipe.zremrangebyscore(INDEX_KEY, "-inf", time.time() - retention_seconds)
+    pipe.zremrangebyscore(INDEX_KEY, "-inf", report.finished.timestamp() - retention_seconds)
     pipe.execute()
 
 

@@ -25,6 +25,8 @@ class NodeInfo(ResultModel):
     started: float = 0.0
     last_heartbeat: float = 0.0
     stopped: float | None = Field(default=None, description="When the worker stopped cleanly.")
+    clock_offset: float = Field(
+        default=0.0, description="Broker clock minus this node's clock (s), measured at the last heartbeat.")
 
     def state(self, now: float, timeout: float) -> NodeState:
         """``live`` (heartbeat within ``timeout``), ``stopped`` (said goodbye) or ``stale``."""

@@ -10,13 +10,13 @@ first claims the round in Redis and writes the report; the other does nothing.
 from __future__ import annotations
 
 import logging
-import time
 from datetime import UTC, datetime
 from typing import Any
 
 import redis
 from celery import Celery, chord
 
+from kdoctor.clock import broker_now
 from kdoctor.inventory.view import current_view, missing_reason
 from kdoctor.probes import kinds
 from kdoctor.reports import rounds, store
@@ -48,7 +48,7 @@ def plan_round(app: Celery, client: redis.Redis, settings: Settings, job_id: str
     kind = kinds.get(spec.kind)
     view = current_view(client, settings)
     view = view.model_copy(update={"rotation": rounds.next_rotation(client, spec.kind, spec.name)})
-    now = time.time()
+    now = broker_now(client)  # every instant of a round is on the broker's clock (kdoctor.clock)
     idle = {n.name: why for n in view.live_nodes() if (why := kind.idle(spec, n))}
     live = [n for n in view.live_nodes() if n.name not in idle]
     missing = {n.name: missing_reason(n, now, settings.node_timeout_seconds)
@@ -82,10 +82,12 @@ def plan_round(app: Celery, client: redis.Redis, settings: Settings, job_id: str
     if not assignments:
         finalize_round(client, settings, rid)
         return rid
-    expires = datetime.fromtimestamp(deadline, UTC)
+    offsets = {n.name: n.clock_offset for n in live}
     header = [
         app.signature(
-            PROBE, args=(a.to_json(),), queue=node_queue(a.node), expires=expires,
+            PROBE, args=(a.to_json(),), queue=node_queue(a.node),
+            # Celery checks expiry on the worker's own clock: the deadline in that clock.
+            expires=datetime.fromtimestamp(deadline - offsets.get(a.node, 0.0), UTC),
             task_id=f"{rid}.{a.node}",
             # Backstop only: the probe cuts itself short before the deadline.
             soft_time_limit=max(1, int(deadline - now) + 5), time_limit=max(2, int(deadline - now) + 15),
@@ -112,7 +114,7 @@ def fail_round(client: redis.Redis, settings: Settings, job_id: str, number: int
     """Report a round that could not be planned, with the reason."""
     rid = rounds.round_id(job_id, number)
     job = rounds.load_job(client, job_id)
-    now = time.time()
+    now = broker_now(client)
     state = rounds.RoundState(
         round_id=rid, job=job_id, round=number, kind=job.kind if job else "?", name=job.name if job else "?",
         spec=job.spec if job else {}, planned=now, start_at=now, deadline=now, error=error,
@@ -133,7 +135,7 @@ def finalize_round(client: redis.Redis, settings: Settings, rid: str) -> bool:
         log.error("round %s has no plan (expired?); cannot report it", rid)
         rounds.close_round(client, rid)
         return False
-    report = build_report(state, rounds.results(client, rid))
+    report = build_report(state, rounds.results(client, rid), datetime.fromtimestamp(broker_now(client), UTC))
     store.save(client, report, ttl)
     rounds.close_round(client, rid)
     log.info("round %s: %s", rid, report.verdict)
@@ -142,7 +144,7 @@ def finalize_round(client: redis.Redis, settings: Settings, rid: str) -> bool:
 
 def sweep(client: redis.Redis, settings: Settings) -> int:
     """Finalize every open round past its deadline; returns how many reports this call wrote."""
-    return sum(finalize_round(client, settings, rid) for rid in rounds.due_rounds(client))
+    return sum(finalize_round(client, settings, rid) for rid in rounds.due_rounds(client, broker_now(client)))
 
 
 def register(app: Celery, client_factory: Any, settings: Settings) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 import redis
 from celery import Celery
 
+from kdoctor import clock
 from kdoctor.connections import redis_client
 from kdoctor.probes.runner import run_assignment
 from kdoctor.reports import rounds
@@ -39,7 +40,7 @@ def execute(assignment: Assignment) -> NodeResult:
     elif rounds.is_final(client, assignment.round_id):
         return NodeResult(node=assignment.node, status="timeout", reason="round already reported")
     else:
-        result = run_assignment(assignment)
+        result = run_assignment(assignment, clock.offset(client))
     rounds.add_result(client, assignment.round_id, result, ttl)
     return result
 

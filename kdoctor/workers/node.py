@@ -21,7 +21,8 @@ import socket
 import time
 from dataclasses import dataclass, field
 
-from kdoctor import __version__
+from kdoctor import __version__, clock
+from kdoctor.clock import broker_now
 from kdoctor.connections import ping, redis_client
 from kdoctor.errors import SetupError
 from kdoctor.inventory import registry
@@ -77,11 +78,13 @@ def run_worker(settings: Settings, options: WorkerOptions) -> int:
     agent_process, port = start_agent(node, addresses, options.agent_port)
     info = NodeInfo(
         name=node, ipv4=ipv4, ipv6=ipv6, agent_port=port, labels=options.labels,
-        hostname=socket.gethostname(), pid=os.getpid(), version=__version__, started=time.time(),
+        hostname=socket.gethostname(), pid=os.getpid(), version=__version__, started=broker_now(client),
     )
 
     def beat() -> None:
-        registry.register(client, info.model_copy(update={"last_heartbeat": time.time()}))
+        skew = clock.offset(client)  # published so the coordinator can set task expiry in our clock
+        registry.register(client, info.model_copy(update={"last_heartbeat": time.time() + skew,
+                                                          "clock_offset": round(skew, 4)}))
 
     heartbeat = Heartbeat(beat, settings.heartbeat_seconds, f"heartbeat-{node}")
 
@@ -92,7 +95,7 @@ def run_worker(settings: Settings, options: WorkerOptions) -> int:
     def shutting_down(**_: object) -> None:
         # Say goodbye before draining, so no new round publishes to a node on its way out.
         heartbeat.stop()
-        registry.goodbye(client, info.model_copy(update={"last_heartbeat": time.time()}))
+        registry.goodbye(client, info.model_copy(update={"last_heartbeat": broker_now(client)}))
 
     # Until Celery installs its own handler, SIGTERM must still unwind through `finally`.
     signal.signal(signal.SIGTERM, _exit_on_signal)
@@ -119,7 +122,7 @@ def run_worker(settings: Settings, options: WorkerOptions) -> int:
         if heartbeat.started:
             heartbeat.stop()
         try:
-            registry.goodbye(client, info.model_copy(update={"last_heartbeat": time.time()}))
+            registry.goodbye(client, info.model_copy(update={"last_heartbeat": broker_now(client)}))
         except Exception as exc:  # the broker may be what is going away
             log.warning("could not mark node %s stopped: %s", node, exc)
         agent_process.terminate()
