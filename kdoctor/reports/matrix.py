@@ -8,11 +8,12 @@ them failed its expectation. Blame reads the off-diagonal cells:
   ``node``; only its row: a broken ``source``; only its column: a broken ``destination``;
 * a bad cell that no such node explains is a broken ``pair``.
 
-Service paths (``clusterIP``, ``loadBalancer``, ``ingress``) name no destination, so they stay out
-of the cells, but they are judged across sources: a path that fails from most sources is a broken
-``service`` (the Service, its NAT rules or the Ingress, not a node), one that fails from only a
-few sources blames those ``source`` nodes (their kube-proxy or route), unless the matrix already
-named them.
+Service paths (``clusterIP``, ``loadBalancer``, ``ingress``, and the URL of an AppHttpHealthy
+or the server of a Netdns) name no destination, so they stay out of the cells, but they are judged
+across sources: a path that fails from most sources is a broken ``service`` (the Service, its NAT
+rules, the Ingress, the application or the DNS server, not a node), one that fails from only a
+few sources blames those ``source`` nodes (their kube-proxy, route or resolver path), unless the
+matrix already named them. A round with no cells has a matrix only when it names a suspect.
 
 "Mostly" is more than half of at least two probed cells not already explained by a node named
 before, so a single bad pair never blames a whole node, and a broken node's bad cells in other
@@ -28,7 +29,7 @@ from kdoctor.specs.latency import Latency
 from kdoctor.specs.mesh import node_order
 from kdoctor.specs.results import Matrix, MatrixCell, NodeResult, Suspect, TargetResult
 
-SERVICE_PATHS = frozenset({"clusterIP", "loadBalancer", "ingress"})
+SERVICE_PATHS = frozenset({"clusterIP", "loadBalancer", "ingress", "url", "dns"})
 
 
 @dataclass
@@ -86,7 +87,10 @@ def build_matrix(nodes: dict[str, NodeResult], covered: list[list[str]],
     names = sorted({c.source for c in cells} | {c.destination for c in cells} | set(nodes), key=node_order)
     pairs = covered or [[c.source, c.destination] for c in cells]
     found = suspects(cells)
-    return Matrix(nodes=names, cells=cells, covered=pairs, suspects=found + path_suspects(paths, found))
+    found += path_suspects(paths, found)
+    if not cells and not found:
+        return None
+    return Matrix(nodes=names, cells=cells, covered=pairs, suspects=found)
 
 
 def path_suspects(paths: dict[str, dict[str, bool]], named: list[Suspect]) -> list[Suspect]:

@@ -135,11 +135,23 @@ def test_service_paths_blame_the_service_or_the_one_source() -> None:
         ("service", "clusterIP/ipv4"), ("source", "node-3")]
     assert describe(matrix.suspects[0]) == "suspect service clusterIP/ipv4: fails from 4/4 sources"
     assert "loadBalancer/ipv4 fails from it (1/4 sources)" in matrix.suspects[1].reason
-    # All healthy: a matrix with nothing to blame; a single source blames nobody.
-    healthy = build_matrix({f"n{i}": _node(f"n{i}", set()) for i in range(3)}, [])
-    assert healthy is not None and healthy.suspects == []
-    alone = build_matrix({"n1": _node("n1", {"clusterIP/ipv4"})}, [])
-    assert alone is not None and alone.suspects == []
+    # All healthy, or a single source (it cannot tell its path from the Service): no cells, no
+    # suspects, no matrix.
+    assert build_matrix({f"n{i}": _node(f"n{i}", set()) for i in range(3)}, []) is None
+    assert build_matrix({"n1": _node("n1", {"clusterIP/ipv4"})}, []) is None
+
+
+def test_an_application_url_failing_from_one_node_blames_that_node() -> None:
+    def app(name: str, ok: bool) -> NodeResult:
+        target = TargetResult(name="https://orders/", kind="url", url="https://orders/", requests=10,
+                              successes=10 if ok else 2, verdict="passed" if ok else "failed")
+        return NodeResult(node=name, status="passed" if ok else "failed", targets=[target])
+
+    matrix = build_matrix({"a": app("a", True), "b": app("b", False), "c": app("c", True)}, [])
+    assert matrix is not None and matrix.cells == []
+    assert [(s.kind, s.node) for s in matrix.suspects] == [("source", "b")]
+    down = build_matrix({n: app(n, False) for n in "abc"}, [])
+    assert down is not None and [(s.kind, s.target) for s in down.suspects] == [("service", "https://orders/")]
 
 
 def test_static_inventory_loads_merges_and_reports_missing(tmp_path: Path) -> None:
