@@ -9,6 +9,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
+from kdoctor.clock import SKEW_WARNING_SECONDS
 from kdoctor.specs.nodes import NodeInfo
 from kdoctor.specs.results import LatencyMs, Report, ReportHead
 
@@ -132,16 +133,20 @@ def node_state(node: NodeInfo, now: float, timeout: float) -> str:
 
 
 def nodes_table(nodes: Iterable[NodeInfo], now: float, timeout: float) -> Table:
-    """One line per registered (or inventory) node with its liveness."""
+    """One line per registered (or inventory) node with its liveness and how far its clock is
+    from the broker's (red beyond what the report warns about)."""
     table = Table(header_style="bold")
-    for col in ("node", "state", "addresses", "agent port", "last heartbeat", "labels"):
+    for col in ("node", "state", "addresses", "agent port", "last heartbeat", "clock", "labels"):
         table.add_column(col)
     for node in nodes:
         state = node_state(node, now, timeout)
         style = {"live": "green", "stale": "red", "stopped": "yellow", "missing": "yellow"}[state]
+        # clockOffset is broker minus node: a positive offset is a node clock running behind.
+        skewed = abs(node.clock_offset) > SKEW_WARNING_SECONDS
+        clock = Text(f"{-node.clock_offset:+.3f} s" if node.last_heartbeat else "-", style="red" if skewed else "")
         table.add_row(
             node.name, Text(state, style=style), " ".join(node.addresses), str(node.agent_port),
-            f"{now - node.last_heartbeat:.0f} s ago" if node.last_heartbeat else "never",
+            f"{now - node.last_heartbeat:.0f} s ago" if node.last_heartbeat else "never", clock,
             ",".join(f"{k}={v}" for k, v in node.labels.items()),
         )
     return table

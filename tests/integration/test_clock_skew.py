@@ -5,12 +5,15 @@ broker's clock (kdoctor.clock), not on each node's."""
 from __future__ import annotations
 
 import glob
+import subprocess
+import sys
 from collections.abc import Callable
 
 import pytest
 
 from kdoctor.api import Client
 from kdoctor.localcluster import LocalCluster
+from tests.conftest import cli_env
 from tests.integration.test_rounds import QPS, netreach
 
 
@@ -23,7 +26,7 @@ def _faketime_library() -> str:
 
 @pytest.mark.parametrize("shift", ["-20s", "+20s"], ids=["behind", "ahead"])
 def test_a_node_with_a_wrong_clock_is_live_on_time_and_named(
-        make_cluster: Callable[..., LocalCluster], client: Client, shift: str) -> None:
+        make_cluster: Callable[..., LocalCluster], client: Client, broker_url: str, shift: str) -> None:
     cluster = make_cluster(2)
     skewed = {"LD_PRELOAD": _faketime_library(), "FAKETIME": shift, "FAKETIME_DONT_FAKE_MONOTONIC": "1",
               "FAKETIME_NO_CACHE": "1"}
@@ -31,6 +34,10 @@ def test_a_node_with_a_wrong_clock_is_live_on_time_and_named(
     cluster.wait_ready(["node-1", "node-2", "node-3"])
     (node3,) = [n for n in client.nodes() if n.name == "node-3"]
     assert abs(abs(node3.clock_offset) - 20) < 1  # measured and published by its heartbeat
+    listing = subprocess.run([sys.executable, "-m", "kdoctor", "nodes"], env=cli_env(broker_url), text=True,
+                             capture_output=True, timeout=60)
+    row = next(line for line in listing.stdout.splitlines() if "node-3" in line)
+    assert "live" in row and f"{shift[0]}20." in row, row  # the node's clock minus the broker's
 
     report = client.submit(netreach("skew", duration=2)).wait(timeout=60)
 
