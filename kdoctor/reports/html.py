@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from html import escape
 
 from kdoctor import __version__
-from kdoctor.reports.matrix import describe
+from kdoctor.reports.blame import describe
 from kdoctor.specs.results import DiskProfileResult, LatencyMs, Matrix, NodeResult, Report, TargetResult
 
 _CSS = """

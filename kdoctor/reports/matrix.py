@@ -1,23 +1,10 @@
-"""The source × destination matrix of a round and who is to blame. Pure: no I/O.
+"""The source × destination matrix of a round. Pure: no I/O.
 
 Only targets that name a destination node (``endpoint``, ``nodePort``) enter the matrix; a cell
 merges every such target of one ordered pair (both families, both kinds) and is bad when any of
-them failed its expectation. Blame reads the off-diagonal cells:
-
-* a node whose row (what it sends) and column (what it receives) are both mostly bad is a broken
-  ``node``; only its row: a broken ``source``; only its column: a broken ``destination``;
-* a bad cell that no such node explains is a broken ``pair``.
-
-Service paths (``clusterIP``, ``loadBalancer``, ``ingress``, and the URL of an AppHttpHealthy
-or the server of a Netdns) name no destination, so they stay out of the cells, but they are judged
-across sources: a path that fails from most sources is a broken ``service`` (the Service, its NAT
-rules, the Ingress, the application or the DNS server, not a node), one that fails from only a
-few sources blames those ``source`` nodes (their kube-proxy, route or resolver path), unless the
-matrix already named them. A round with no cells has a matrix only when it names a suspect.
-
-"Mostly" is more than half of at least two probed cells not already explained by a node named
-before, so a single bad pair never blames a whole node, and a broken node's bad cells in other
-rows and columns are explained by it.
+them failed its expectation. Targets that name no destination (Service paths, an application's
+URL, a DNS server) are gathered per path and source. Who is to blame for the bad ones is
+:mod:`kdoctor.reports.blame`'s call.
 """
 
 from __future__ import annotations
@@ -25,9 +12,10 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
+from kdoctor.reports.blame import path_suspects, suspects
 from kdoctor.specs.latency import Latency
 from kdoctor.specs.mesh import node_order
-from kdoctor.specs.results import Matrix, MatrixCell, NodeResult, Suspect, TargetResult
+from kdoctor.specs.results import Matrix, MatrixCell, NodeResult, TargetResult
 
 SERVICE_PATHS = frozenset({"clusterIP", "loadBalancer", "ingress", "url", "dns"})
 
@@ -93,34 +81,6 @@ def build_matrix(nodes: dict[str, NodeResult], covered: list[list[str]],
     return Matrix(nodes=names, cells=cells, covered=pairs, suspects=found)
 
 
-def path_suspects(paths: dict[str, dict[str, bool]], named: list[Suspect]) -> list[Suspect]:
-    """Suspects from the Service paths: ``paths`` maps a path to each source and whether it failed."""
-    blamed = {s.node for s in named if s.kind in ("node", "source")}
-    found: list[Suspect] = []
-    by_source: dict[str, list[str]] = defaultdict(list)
-    for path, sources in sorted(paths.items()):
-        bad = sorted((s for s, failed in sources.items() if failed), key=node_order)
-        if not bad or len(sources) < 2:  # one source alone cannot tell its path from the Service
-            continue
-        if len(sources) >= 2 and 2 * len(bad) > len(sources):
-            found.append(Suspect(kind="service", target=path,
-                                 reason=f"fails from {len(bad)}/{len(sources)} sources"))
-            continue
-        for source in bad:
-            if source not in blamed:
-                by_source[source].append(f"{path} fails from it ({len(bad)}/{len(sources)} sources)")
-    found += [Suspect(kind="source", node=source, reason="; ".join(why))
-              for source, why in sorted(by_source.items(), key=lambda item: node_order(item[0]))]
-    return found
-
-
-def describe(suspect: Suspect) -> str:
-    """One line naming a suspect, e.g. ``suspect node node-3: 3/3 pairs from it bad; ...``."""
-    what = {"pair": f"{suspect.source} → {suspect.destination}", "service": suspect.target}.get(
-        suspect.kind, suspect.node)
-    return f"suspect {suspect.kind} {what}: {suspect.reason}"
-
-
 def _cell(source: str, destination: str, targets: list[TargetResult], p99_ms: float | None) -> MatrixCell:
     requests = sum(t.requests for t in targets)
     successes = sum(t.successes for t in targets)
@@ -131,63 +91,3 @@ def _cell(source: str, destination: str, targets: list[TargetResult], p99_ms: fl
         success_rate=round(successes / requests, 6) if requests else None,
         p99_ms=p99_ms, bad=failed > 0,
     )
-
-
-def _mostly_bad(cells: list[MatrixCell]) -> bool:
-    bad = sum(c.bad for c in cells)
-    return len(cells) >= 2 and 2 * bad > len(cells)
-
-
-def suspects(cells: list[MatrixCell]) -> list[Suspect]:
-    """Nodes and pairs the bad cells point at (see the module docstring).
-
-    Greedy: the node whose mostly-bad row and/or column hold the most bad cells is named first
-    and its cells count as explained; rows and columns are then judged on what is left, so one
-    broken destination does not make every source that probes it look half broken.
-    """
-    off = [c for c in cells if c.source != c.destination]
-    rows: dict[str, list[MatrixCell]] = defaultdict(list)
-    cols: dict[str, list[MatrixCell]] = defaultdict(list)
-    for cell in off:
-        rows[cell.source].append(cell)
-        cols[cell.destination].append(cell)
-    explained: set[tuple[str, str]] = set()
-    found: list[Suspect] = []
-    named: set[str] = set()
-
-    def left(cells: list[MatrixCell]) -> list[MatrixCell]:
-        return [c for c in cells if (c.source, c.destination) not in explained]
-
-    while True:
-        best: tuple[int, str, bool, bool] | None = None
-        # Only a node touching an unexplained bad cell can score (a 1,000-node round has 10,000+
-        # cells, almost all good): its row and column come from the index, not a scan.
-        touched = {n for c in off if c.bad and (c.source, c.destination) not in explained
-                   for n in (c.source, c.destination)}
-        for node in sorted(touched - named):
-            row, col = left(rows[node]), left(cols[node])
-            row_bad, col_bad = _mostly_bad(row), _mostly_bad(col)
-            score = sum(c.bad for c in row) * row_bad + sum(c.bad for c in col) * col_bad
-            if score and (best is None or score > best[0]):
-                best = (score, node, row_bad, col_bad)
-        if best is None:
-            break
-        _, node, row_bad, col_bad = best
-        named.add(node)
-        row, col = rows[node], cols[node]
-        out = f"{sum(c.bad for c in row)}/{len(row)} pairs from it bad"
-        into = f"{sum(c.bad for c in col)}/{len(col)} pairs to it bad"
-        if row_bad and col_bad:
-            found.append(Suspect(kind="node", node=node, reason=f"{out}; {into}"))
-        elif row_bad:
-            found.append(Suspect(kind="source", node=node, reason=out))
-        else:
-            found.append(Suspect(kind="destination", node=node, reason=into))
-        explained |= {(c.source, c.destination) for c in (row if row_bad else []) + (col if col_bad else [])}
-    for cell in off:
-        if cell.bad and (cell.source, cell.destination) not in explained:
-            rate = "-" if cell.success_rate is None else f"{cell.success_rate:.2%}"
-            found.append(Suspect(
-                kind="pair", source=cell.source, destination=cell.destination,
-                reason=f"{cell.failed_targets}/{cell.targets} targets failed, success {rate}"))
-    return found

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from datetime import UTC, datetime
 
-from kdoctor.reports.matrix import LatencyDigest, build_matrix, describe, digest
+from kdoctor.reports.blame import describe
+from kdoctor.reports.matrix import LatencyDigest, build_matrix, digest
 from kdoctor.reports.rounds import RoundState
 from kdoctor.specs.results import NodeResult, Report, Summary, TaskRef
 

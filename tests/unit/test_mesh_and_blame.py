@@ -11,7 +11,8 @@ import pytest
 from kdoctor.errors import SpecError
 from kdoctor.inventory import static, view
 from kdoctor.probes import netreach
-from kdoctor.reports.matrix import build_matrix, describe, suspects
+from kdoctor.reports.blame import describe, suspects
+from kdoctor.reports.matrix import build_matrix
 from kdoctor.specs.loading import validate
 from kdoctor.specs.mesh import Mesh, peers, rounds_to_cover
 from kdoctor.specs.netreach import NetReach
