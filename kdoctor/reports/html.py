@@ -12,7 +12,12 @@ from html import escape
 
 from kdoctor import __version__
 from kdoctor.reports.blame import describe
+from kdoctor.reports.matrix import shown_nodes
 from kdoctor.specs.results import DiskProfileResult, LatencyMs, Matrix, NodeResult, Report, TargetResult
+
+# Past these sizes (a 1,000-node round) the page keeps what failed: it must still open in a browser.
+PAGE_MAX_ROWS = 2000
+PAGE_MAX_NODES = 100
 
 _CSS = """
 body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#1b1f24}
@@ -84,9 +89,15 @@ def _nodes_table(nodes: dict[str, NodeResult]) -> str:
     disk = any(n.profiles for n in nodes.values())
     columns = _PROFILE_COLUMNS if disk else _TARGET_COLUMNS
     rows = [_head(columns)]
+    total = sum(max(1, len(n.profiles if disk else n.targets)) for n in nodes.values())
+    only_failed = total > PAGE_MAX_ROWS
     for name, node in nodes.items():
         status = f'<td><span class="badge {escape(node.status)}">{escape(node.status)}</span></td>'
         items: Sequence[DiskProfileResult | TargetResult] = node.profiles if disk else node.targets
+        if only_failed:
+            items = [i for i in items if i.verdict != "passed"]
+            if not items and node.status == "passed":
+                continue
         if not items:
             rows.append(f'<tr>{_td(name)}{status}<td colspan="{len(columns) - 2}">'
                         f'{escape(node.reason or "-")}</td></tr>')
@@ -95,15 +106,20 @@ def _nodes_table(nodes: dict[str, NodeResult]) -> str:
             lead = [_td(name), status] if index == 0 else [_td(""), _td("")]
             rows.append(_profile_row(lead, item) if isinstance(item, DiskProfileResult)
                         else _target_row(lead, item))
-    return f"<table>{''.join(rows)}</table>"
+    note = (f'<p class="sub">{total} rows: only failed targets and nodes are listed; -o json has them '
+            "all</p>") if only_failed else ""
+    return f"<table>{''.join(rows)}</table>{note}"
 
 
 def _matrix(matrix: Matrix) -> str:
     cells = {(c.source, c.destination): c for c in matrix.cells}
-    rows = [_head(["from \\ to", *matrix.nodes])]
-    for src in matrix.nodes:
+    nodes, note = shown_nodes(matrix, PAGE_MAX_NODES)
+    if not nodes:
+        return f'<p class="sub">{escape(note)}</p>'
+    rows = [_head(["from \\ to", *nodes])]
+    for src in nodes:
         tds = [f"<th>{escape(src)}</th>"]
-        for dst in matrix.nodes:
+        for dst in nodes:
             cell = cells.get((src, dst))
             if cell is None:
                 tds.append('<td class="none">·</td>')
@@ -118,7 +134,7 @@ def _matrix(matrix: Matrix) -> str:
     n = len(matrix.nodes)
     return (f"<table>{''.join(rows)}</table>"
             f'<p class="sub">{covered} of {n * (n - 1)} ordered pairs probed this round; a cell shows '
-            "success rate and p99</p>")
+            f"success rate and p99{'; ' + escape(note) if note else ''}</p>")
 
 
 def _list(items: Iterable[str], css: str) -> str:

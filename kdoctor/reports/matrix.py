@@ -91,3 +91,22 @@ def _cell(source: str, destination: str, targets: list[TargetResult], p99_ms: fl
         success_rate=round(successes / requests, 6) if requests else None,
         p99_ms=p99_ms, bad=failed > 0,
     )
+
+
+def shown_nodes(matrix: Matrix, limit: int) -> tuple[list[str], str]:
+    """The nodes a grid of at most ``limit`` nodes shows, and a note when that is not all of them.
+
+    A large cluster's grid keeps the nodes that sent or received a bad cell (the ones worth
+    looking at); when even those are too many, no grid is drawn and the note says where to look.
+    """
+    if len(matrix.nodes) <= limit:
+        return matrix.nodes, ""
+    involved = {n for c in matrix.cells if c.bad for n in (c.source, c.destination)}
+    bad = sum(c.bad for c in matrix.cells)
+    if not involved:
+        return [], f"matrix of {len(matrix.nodes)} nodes: every probed pair is good"
+    if len(involved) > limit:
+        return [], (f"matrix of {len(matrix.nodes)} nodes: {bad} bad pairs among {len(involved)} nodes, too many "
+                    "to draw; the suspects above name them, -o html or -o json has every cell")
+    return [n for n in matrix.nodes if n in involved], (
+        f"showing the {len(involved)} of {len(matrix.nodes)} nodes that have a bad pair ({bad} bad pairs)")

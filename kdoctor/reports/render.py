@@ -14,6 +14,9 @@ from kdoctor.specs.nodes import NodeInfo
 from kdoctor.specs.results import LatencyMs, Report, ReportHead
 
 _STYLE = {"passed": "green", "failed": "red", "missing": "yellow", "timeout": "magenta", "error": "red"}
+# A terminal report of a large cluster lists only what failed, and at most this many rows/lines.
+TABLE_MAX_ROWS = 300
+LINES_MAX = 30
 
 
 def to_json(report: Report) -> str:
@@ -42,12 +45,21 @@ def report_table(report: Report) -> Group:
     table = Table(show_lines=False, header_style="bold")
     for col in ("node", "status", "target", "requests", "success", "qps", "p50 / p99 / max ms", "errors"):
         table.add_column(col, justify="right" if col in ("requests", "success", "qps") else "left")
+    total = sum(max(1, len(n.targets)) for n in report.nodes.values())
+    only_failed = total > TABLE_MAX_ROWS  # 1,000 nodes × 40 targets is no table to read
+    rows = 0
     for name, node in report.nodes.items():
+        if rows >= TABLE_MAX_ROWS:
+            break
         status = Text(node.status, style=_STYLE[node.status])
         if not node.targets:
-            table.add_row(name, status, Text(node.reason or "-", style="dim"), "", "", "", "", "")
+            if not only_failed or node.status != "passed":
+                table.add_row(name, status, Text(node.reason or "-", style="dim"), "", "", "", "", "")
+                rows += 1
             continue
-        for index, target in enumerate(node.targets):
+        targets = [t for t in node.targets if t.verdict != "passed"] if only_failed else node.targets
+        for index, target in enumerate(targets[:TABLE_MAX_ROWS - rows]):
+            rows += 1
             errors = ", ".join(f"{k}×{v}" for k, v in target.errors.items())
             if target.unsent:
                 errors = ", ".join(x for x in (errors, f"unsent×{target.unsent}") if x)
@@ -69,18 +81,25 @@ def report_table(report: Report) -> Group:
         + ", ".join(f"{k} {v}" for k, v in summary.nodes.items())
     )
     parts: list[Text | Table | Group] = [head, table, foot]
+    if only_failed:
+        parts.append(Text(f"{total} node × target rows: only failed targets are listed (at most "
+                          f"{TABLE_MAX_ROWS}); -o html or -o json has them all", style="dim"))
     if any(node.profiles for node in report.nodes.values()):
         nodes = ", ".join(f"{k} {v}" for k, v in summary.nodes.items())
         parts = [head, disk_table(report), Text(f"nodes: {nodes}")]
-    for reason in report.reasons:
-        parts.append(Text("✗ " + reason, style="red"))
-    for warning in report.warnings:
-        parts.append(Text("! " + warning, style="yellow"))
+    parts += _capped(report.reasons, "✗ ", "red") + _capped(report.warnings, "! ", "yellow")
     if report.matrix is not None and report.matrix.cells:
         from kdoctor.reports.grid import matrix_grid
 
         parts.append(matrix_grid(report.matrix))
     return Group(*parts)
+
+
+def _capped(lines: list[str], mark: str, style: str) -> list[Text]:
+    shown = [Text(mark + line, style=style) for line in lines[:LINES_MAX]]
+    if len(lines) > LINES_MAX:
+        shown.append(Text(f"{mark}… and {len(lines) - LINES_MAX} more (-o json)", style=style))
+    return shown
 
 
 def _size(count: int) -> str:
