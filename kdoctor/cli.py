@@ -19,7 +19,8 @@ from kdoctor import __version__
 from kdoctor.errors import KdoctorError, SpecError
 from kdoctor.settings import Settings
 
-err_console = Console(stderr=True)
+# Errors are one line each, however wide the terminal (or log) is: never wrapped.
+err_console = Console(stderr=True, soft_wrap=True)
 # Piped output (CI logs, files) gets a wide fixed width so report tables do not wrap.
 out_console = Console() if Console().is_terminal else Console(width=160)
 
@@ -78,7 +79,7 @@ def worker(ctx: click.Context, node: str, agent_port: int | None, addresses: tup
         identity.split_families(addrs)
         options = WorkerOptions(node=node, agent_port=settings.agent_port if agent_port is None else agent_port,
                                 addresses=addrs, labels=label_map, concurrency=concurrency)
-        from kdoctor.workers.queues import check_node_name
+        from kdoctor.store.keys import check_node_name
 
         check_node_name(node)
     except ValueError as exc:
@@ -219,19 +220,17 @@ def reports(ctx: click.Context, limit: int, job: str | None, kind: str | None, n
 @click.pass_context
 def nodes(ctx: click.Context, output: str, inventory: str | None) -> None:
     """List the nodes in the registry (and inventory) and whether their workers are live."""
+    import dataclasses
+
     from kdoctor.api import Client
-    from kdoctor.clock import broker_now
-    from kdoctor.connections import ping
-    from kdoctor.inventory import static, view
     from kdoctor.reports import render
 
     settings = _settings(ctx)
-    with Client(settings=settings) as client:
-        ping(client.redis, settings)
-        found = client.nodes()
-        now = broker_now(client.redis)  # heartbeats are stamped on the broker's clock
     if inventory:
-        found = view.merge(static.load(inventory), found)
+        settings = dataclasses.replace(settings, inventory=inventory)
+    with Client(settings=settings) as client:
+        found = client.nodes()
+        now = client.now()  # heartbeats are stamped on the broker's clock
     if output == "json":
         click.echo(json.dumps([{**n.to_json(), "state": render.node_state(n, now, settings.node_timeout_seconds)}
                                for n in found], indent=2))
@@ -324,10 +323,10 @@ def demo(ctx: click.Context, node_count: int, output: str) -> None:
 
     With --broker (or KDOCTOR_BROKER_URL), that Redis is used instead of a private one.
     """
-    from kdoctor import demo as demo_mod
+    from kdoctor.local import demo as demo_mod
 
     broker = ctx.parent.params.get("broker") if ctx.parent else None
-    reports_ = demo_mod.run_demo(node_count, broker, progress=err_console)
+    reports_ = demo_mod.run_demo(_settings(ctx), node_count, broker, progress=err_console)
     for rep in reports_:
         _print_report(rep, output)
     sys.exit(EXIT_PASSED if all(r.verdict == "passed" for r in reports_) else EXIT_FAILED)

@@ -1,7 +1,9 @@
 """Process settings: one ``KDOCTOR_*`` environment variable per field.
 
 Settings configure a kdoctor *process* (worker, coordinator, client). They are kept apart from
-inspection *specs*, which describe one inspection and travel through the queue. Every field is
+inspection *specs*, which describe one inspection and travel through the queue. A process reads
+its environment once, at its entry point (the CLI, or ``Client()`` without settings), and passes
+the :class:`Settings` down as an argument from there; nothing below reads the environment. Every field is
 documented with its unit and why its default was chosen; the README's settings table is generated
 from these docstrings (``kdoctor settings``) and a test keeps the two in step.
 """

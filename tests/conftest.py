@@ -12,7 +12,8 @@ import pytest
 import redis
 
 from kdoctor.api import Client
-from kdoctor.localcluster import LocalCluster, RedisServer
+from kdoctor.local.cluster import LocalCluster
+from kdoctor.local.redisserver import RedisServer
 from kdoctor.settings import Settings
 
 DATA = Path(__file__).parent / "data"
@@ -63,7 +64,7 @@ def make_cluster(broker_url: str) -> Iterator[Callable[..., LocalCluster]]:
 
     def make(nodes: int = 3, *, addresses: tuple[str, ...] = ("127.0.0.1",),
              env: dict[str, str] | None = None, wait: bool = True) -> LocalCluster:
-        cluster = LocalCluster(broker_url, env={**FAST_ENV, **(env or {})})
+        cluster = LocalCluster(Settings.from_env({**FAST_ENV, **(env or {}), "KDOCTOR_BROKER_URL": broker_url}))
         clusters.append(cluster)
         cluster.start(nodes, addresses=addresses)
         if wait:

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kdoctor.probes import diskio, diskplace
+from kdoctor.probes.kinds import NodeContext
 from kdoctor.probes.measure import GeneratorMonitor
 from kdoctor.specs.diskio import DiskIO
 from kdoctor.specs.loading import validate
@@ -87,7 +88,6 @@ def fio(directory: str, *args: str) -> dict[str, Any]:
 
 
 def ours(directory: str, profile: str, size_mib: int, **request: Any) -> DiskProfileResult:
-    os.environ["KDOCTOR_DATA_DIR"] = directory
     spec = validate({"apiVersion": "kdoctor.io/v1beta1", "kind": "DiskIO", "metadata": {"name": "bench"},
                      "spec": {"target": {"profiles": [profile]},
                               "request": {"sizeInMiB": size_mib, "durationInSecond": 120,
@@ -97,7 +97,8 @@ def ours(directory: str, profile: str, size_mib: int, **request: Any) -> DiskPro
     assert isinstance(spec, DiskIO)
     assignment = Assignment(round_id="bench", job="bench", round=1, kind="DiskIO", name="bench", spec={},
                             node="bench", start_at=0, deadline=0)
-    result = asyncio.run(diskio.run(assignment, spec, time.perf_counter(), GeneratorMonitor()))
+    node = NodeContext(name="bench", data_dir=directory, resolv_conf="/etc/resolv.conf")
+    result = asyncio.run(diskio.run(assignment, spec, time.perf_counter(), GeneratorMonitor(), node))
     if len(result.profiles) != 1:
         raise SystemExit(f"kdoctor {profile}: {result.status}: {result.reason}")
     return result.profiles[0]

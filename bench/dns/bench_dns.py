@@ -30,7 +30,7 @@ from pathlib import Path
 
 import uvloop
 
-from kdoctor.localdns import DOMAIN, Dnsmasq
+from kdoctor.local.dnsmasq import DOMAIN, Dnsmasq
 from kdoctor.probes.dnsclient import UdpClient
 from kdoctor.probes.dnswire import QuerySet
 from kdoctor.probes.pressure import Driver, Pace

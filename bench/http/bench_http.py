@@ -134,7 +134,7 @@ def fmt(value: float | None, digits: int = 2) -> str:
 
 
 def main() -> None:
-    from kdoctor.localnginx import Nginx
+    from kdoctor.local.nginx import Nginx
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="short runs (about 1 minute in all)")

@@ -18,9 +18,9 @@ import resource
 import time
 
 from kdoctor.reports.merge import build_report
-from kdoctor.reports.rounds import RoundState
 from kdoctor.specs.latency import Latency
 from kdoctor.specs.results import NodeResult, TargetResult
+from kdoctor.specs.rounds import RoundState
 
 BROKEN = 7  # index of the node whose row and column fail
 

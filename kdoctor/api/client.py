@@ -8,7 +8,9 @@
 'passed'
 
 Validation happens here, before anything is enqueued: a bad spec raises
-:class:`~kdoctor.errors.SpecError` and nothing is published.
+:class:`~kdoctor.errors.SpecError` and nothing is published. Whatever goes wrong below (Redis
+down, a wrong password, a timeout) reaches the caller as a :class:`~kdoctor.errors.KdoctorError`
+(:mod:`kdoctor.api.boundary`).
 """
 
 from __future__ import annotations
@@ -21,18 +23,22 @@ from typing import Any
 import redis
 from celery import Celery
 
-from kdoctor.clock import broker_now
-from kdoctor.connections import ping, redis_client
+from kdoctor.api.boundary import translated
 from kdoctor.errors import BrokerUnavailable, SetupError, WaitTimeout
-from kdoctor.inventory import registry
+from kdoctor.inventory.source import open_source
 from kdoctor.probes import kinds
-from kdoctor.reports import rounds, store
 from kdoctor.settings import Settings
 from kdoctor.specs.loading import SpecModel, load_spec, spec_json
 from kdoctor.specs.nodes import NodeInfo
 from kdoctor.specs.results import Report, ReportHead
-from kdoctor.tasks.celery import PLAN, create_app
-from kdoctor.workers.queues import COORDINATOR_QUEUE
+from kdoctor.specs.rounds import Job as JobRecord
+from kdoctor.specs.rounds import new_job_id, round_id
+from kdoctor.store import keys, reports, rounds
+from kdoctor.store import nodes as registry
+from kdoctor.store.clock import broker_now
+from kdoctor.store.connection import ping, redis_client
+from kdoctor.tasks.app import build_app
+from kdoctor.tasks.names import PLAN
 
 __all__ = ["Client", "Job", "Progress"]
 
@@ -41,6 +47,8 @@ PLAN_PICKUP_TIMEOUT = 60.0
 # After the round deadline the report is normally written within the sweeper's 0.25 s; this
 # covers a coordinator restarting at that moment.
 REPORT_AFTER_DEADLINE = 30.0
+# A waiting client rides out a Redis restart up to this long (s), then says Redis is unreachable.
+BROKER_OUTAGE = 60.0
 
 
 @dataclass(frozen=True)
@@ -67,7 +75,7 @@ class Job:
         self.client = client
         self.id = job_id
         self.spec = spec
-        self.round_id = rounds.round_id(job_id, number)
+        self.round_id = round_id(job_id, number)
         # Broker time (kdoctor.clock), carried forward on this machine's monotonic clock, so the
         # wait's own limits hold even while Redis is unreachable.
         try:
@@ -79,10 +87,15 @@ class Job:
     def __repr__(self) -> str:
         return f"Job({self.id!r}, round_id={self.round_id!r})"
 
+    @property
+    def _error_url(self) -> str:
+        return self.client.settings.broker_url
+
+    @translated
     def progress(self) -> Progress:
         """The round's current phase and how many nodes have answered."""
         r = self.client.redis
-        if store.exists(r, self.round_id):
+        if reports.exists(r, self.round_id):
             return Progress("done")
         state = rounds.load_round(r, self.round_id)
         if state is None:
@@ -92,6 +105,7 @@ class Job:
         return Progress(phase, len(state.expected), len(state.published),
                         rounds.result_count(r, self.round_id), state.start_at, state.deadline, now)
 
+    @translated
     def wait(self, timeout: float | None = None, poll: float = 0.1,
              on_progress: Any = None) -> Report:
         """Block until the round's report exists and return it.
@@ -104,16 +118,29 @@ class Job:
 
         Raises:
             WaitTimeout: no report in time (the message says which phase it was stuck in).
+            BrokerUnavailable: Redis refuses us, or stayed unreachable for ``BROKER_OUTAGE``
+                seconds, or for the whole wait (a restart of a few seconds is waited through).
         """
         limit = None if timeout is None else time.monotonic() + timeout
         last = Progress("queued")
+        outage: BrokerUnavailable | None = None
+        outage_since = 0.0
+        reached = False
         while True:
             try:
                 last = self.progress()
+                reached, outage = True, None
                 if last.phase == "done":
                     return self.client.report(self.round_id)
-            except redis.ConnectionError:
-                last = Progress("queued" if last.phase == "queued" else last.phase)  # Redis restarting
+            except BrokerUnavailable as exc:
+                if not _restarting(exc):
+                    raise
+                # Redis restarting: keep the last phase and let the limits below decide.
+                if outage is None:
+                    outage_since = time.monotonic()
+                outage = exc
+                if time.monotonic() - outage_since > BROKER_OUTAGE:
+                    raise
             if on_progress is not None:
                 on_progress(last)
             if last.phase == "lost":
@@ -121,6 +148,8 @@ class Job:
                                   "flushed?): its report will never be written; submit it again")
             now = self.submitted + (time.monotonic() - self._submitted_mono)
             if limit is not None and time.monotonic() >= limit:
+                if outage is not None and not reached:
+                    raise outage  # never reached Redis: that, not the round, is why there is no report
                 raise WaitTimeout(f"no report for {self.round_id} after {timeout:g} s (phase: {last.phase})")
             if limit is None:
                 if last.phase == "queued" and now - self.submitted > PLAN_PICKUP_TIMEOUT:
@@ -134,18 +163,32 @@ class Job:
             time.sleep(poll)
 
 
+def _restarting(exc: BrokerUnavailable) -> bool:
+    """Whether Redis is only unreachable for now (worth waiting through), not refusing us."""
+    cause = exc.__cause__
+    return isinstance(cause, redis.ConnectionError | redis.TimeoutError) and not isinstance(
+        cause, redis.AuthenticationError)
+
+
 class Client:
     """A connection to one kdoctor installation (one Redis)."""
 
     def __init__(self, broker_url: str | None = None, *, settings: Settings | None = None) -> None:
+        """Talk to ``broker_url``, or to what ``settings`` say; with neither, the ``KDOCTOR_*``
+        environment (the Python API is an entry point, like the CLI)."""
         self.settings = settings or Settings.from_env(broker_url=broker_url)
         self.redis = redis_client(self.settings)
         self._app: Celery | None = None
 
     @property
+    def _error_url(self) -> str:
+        return self.settings.broker_url
+
+    @property
     def app(self) -> Celery:
+        """kdoctor's Celery app for these settings (built on first use)."""
         if self._app is None:
-            self._app = create_app(self.settings)
+            self._app = build_app(self.settings)
         return self._app
 
     def close(self) -> None:
@@ -160,6 +203,7 @@ class Client:
     def __exit__(self, *_: object) -> None:
         self.close()
 
+    @translated
     def submit(self, spec: SpecModel | dict[str, Any] | str | Path, *, source: str = "api") -> Job:
         """Validate ``spec`` and enqueue one round of it now.
 
@@ -169,19 +213,17 @@ class Client:
             BrokerUnavailable: Redis cannot be reached.
         """
         model = load_spec(spec)
-        kinds.get(model.kind)
+        kinds.check(model.kind)
         self.check_ready()
-        job_id = rounds.new_job_id(model.name)
+        job_id = new_job_id(model.name)
         data = spec_json(model)
         ttl = int(self.settings.report_retention_days * 86400)
-        rounds.save_job(self.redis, rounds.Job(job=job_id, kind=model.kind, name=model.name, spec=data,
-                                               submitted=broker_now(self.redis), source=source), ttl)
-        try:
-            self.app.send_task(PLAN, args=(job_id, 1), queue=COORDINATOR_QUEUE)
-        except Exception as exc:
-            raise BrokerUnavailable(f"could not enqueue job {job_id}: {exc}") from exc
+        rounds.save_job(self.redis, JobRecord(job=job_id, kind=model.kind, name=model.name, spec=data,
+                                              submitted=broker_now(self.redis), source=source), ttl)
+        self.app.send_task(PLAN, args=(job_id, 1), queue=keys.COORDINATOR_QUEUE)
         return Job(self, job_id, model)
 
+    @translated
     def schedule(self, spec: SpecModel | dict[str, Any] | str | Path, *, source: str = "api") -> str:
         """Validate ``spec`` and install its ``spec.schedule`` (rounds fired by ``kdoctor beat``).
 
@@ -190,15 +232,17 @@ class Client:
         from kdoctor.tasks import schedules
 
         model = load_spec(spec)
-        kinds.get(model.kind)
+        kinds.check(model.kind)
         self.check_ready()
-        job = rounds.Job(job=rounds.new_job_id(model.name), kind=model.kind, name=model.name,
-                         spec=spec_json(model), submitted=broker_now(self.redis), source=source)
+        job = JobRecord(job=new_job_id(model.name), kind=model.kind, name=model.name,
+                        spec=spec_json(model), submitted=broker_now(self.redis), source=source)
         # A schedule may run for a long time: its job record outlives the report retention.
-        rounds.save_job(self.redis, job, max(int(self.settings.report_retention_days * 86400), 400 * 86400))
+        rounds.save_job(self.redis, job, max(int(self.settings.report_retention_days * 86400),
+                                             keys.SCHEDULE_TTL_SECONDS))
         schedules.add(self.app, self.redis, job, model)
         return job.job
 
+    @translated
     def schedules(self) -> list[Any]:
         """Installed schedules (``ScheduleInfo``), soonest first."""
         from kdoctor.tasks import schedules
@@ -206,6 +250,7 @@ class Client:
         ping(self.redis, self.settings)
         return schedules.list_all(self.app, self.redis)
 
+    @translated
     def unschedule(self, job_id: str) -> bool:
         """Remove a schedule; ``False`` if there was none. Reports already written are kept."""
         from kdoctor.tasks import schedules
@@ -213,6 +258,7 @@ class Client:
         ping(self.redis, self.settings)
         return schedules.remove(self.app, self.redis, job_id)
 
+    @translated
     def check_ready(self) -> None:
         """Raise unless Redis answers and a coordinator is alive."""
         ping(self.redis, self.settings)
@@ -222,16 +268,25 @@ class Client:
                 f"{self.settings.coordinator_timeout_seconds:g} s): start one with `kdoctor coordinator`"
             )
 
+    @translated
     def report(self, report_id: str) -> Report:
         """The report with that id; :class:`~kdoctor.errors.ReportNotFound` if there is none."""
-        return store.load(self.redis, report_id)
+        return reports.load(self.redis, report_id)
 
+    @translated
     def reports(self, *, limit: int = 20, job: str | None = None, kind: str | None = None,
                 name: str | None = None) -> list[ReportHead]:
         """The heads (verdict, reasons, totals) of stored reports, newest first; :meth:`report`
         gives a whole one."""
-        return store.latest(self.redis, limit=limit, job=job, kind=kind, name=name)
+        return reports.latest(self.redis, limit=limit, job=job, kind=kind, name=name)
 
+    @translated
     def nodes(self) -> list[NodeInfo]:
-        """Every node in the registry (see :meth:`NodeInfo.state` for liveness)."""
-        return registry.nodes(self.redis)
+        """Every expected node of the inventory (``settings.inventory``; by default the worker
+        registry), with its last heartbeat (see :meth:`NodeInfo.state` and :meth:`now`)."""
+        return open_source(self.settings, self.redis).snapshot(broker_now(self.redis)).expected
+
+    @translated
+    def now(self) -> float:
+        """The broker's clock (seconds since the epoch): what heartbeats and round instants use."""
+        return broker_now(self.redis)

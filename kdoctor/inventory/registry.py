@@ -1,70 +1,64 @@
-"""The live worker registry in Redis: who the nodes are, where their agents listen, who is alive.
+"""The worker registry as an inventory source: every registered worker is an expected node.
 
-One hash, ``kdoctor:nodes``, maps node name to a JSON :class:`NodeInfo`. Each worker is the only
-writer of its own entry (register, heartbeat, goodbye), so no locking is needed. Times are the broker's
-(:mod:`kdoctor.clock`), so a node with a wrong clock is still judged rightly. Readers decide
-liveness from the heartbeat age; entries silent for longer than ``node_forget_seconds`` are
-pruned, so a node removed from the cluster stops being expected.
+Liveness is the heartbeat's age on the broker's clock (:mod:`kdoctor.store.nodes`); a node
+silent for longer than ``node_forget_seconds`` is no longer expected (pruned from the registry).
 """
 
 from __future__ import annotations
 
-import json
+from datetime import UTC, datetime
 
 import redis
 
-from kdoctor.clock import broker_now
+from kdoctor.settings import Settings
 from kdoctor.specs.nodes import NodeInfo
-
-NODES_KEY = "kdoctor:nodes"
-COORDINATORS_KEY = "kdoctor:coordinators"
-
-
-def register(client: redis.Redis, info: NodeInfo) -> None:
-    """Write (or overwrite) a node's entry."""
-    client.hset(NODES_KEY, info.name, json.dumps(info.to_json()))
+from kdoctor.specs.plan import InventoryView, Services
+from kdoctor.store import nodes as registry
 
 
-def goodbye(client: redis.Redis, info: NodeInfo) -> None:
-    """Mark a node stopped: it stays expected (reported ``missing``) but is never published to."""
-    stopped = info.model_copy(update={"stopped": broker_now(client)})
-    client.hset(NODES_KEY, info.name, json.dumps(stopped.to_json()))
+class RegistrySource:
+    """Expected nodes = registered workers; no Services, cluster DNS or API objects."""
+
+    name = "registry"
+
+    def __init__(self, client: redis.Redis, settings: Settings) -> None:
+        self.client = client
+        self.settings = settings
+
+    def workers(self) -> list[NodeInfo]:
+        """Every registered worker not yet forgotten."""
+        return registry.nodes(self.client, forget_after=self.settings.node_forget_seconds)
+
+    def snapshot(self, now: float) -> InventoryView:
+        return judge(self.workers(), now, self.settings.node_timeout_seconds, self.name)
+
+    def cluster_dns(self, namespace: str, name: str) -> list[str] | None:
+        return None
+
+    def config_map(self, namespace: str, name: str) -> dict[str, str] | None:
+        return None
+
+    def secret(self, namespace: str, name: str) -> dict[str, bytes] | None:
+        return None
 
 
-def forget(client: redis.Redis, name: str) -> bool:
-    """Remove a node from the registry (it is no longer expected)."""
-    return bool(client.hdel(NODES_KEY, name))
+def judge(expected: list[NodeInfo], now: float, timeout: float, source: str,
+          services: Services | None = None) -> InventoryView:
+    """The view of ``expected`` nodes judged by their heartbeats at ``now``."""
+    live = [n.name for n in expected if n.state(now, timeout) == "live"]
+    alive = set(live)
+    missing = {n.name: missing_reason(n, now, timeout) for n in expected if n.name not in alive}
+    return InventoryView(expected=expected, live=live, missing=missing, source=source,
+                         services=services or Services())
 
 
-def nodes(client: redis.Redis, *, forget_after: float | None = None) -> list[NodeInfo]:
-    """Every registered node, sorted by name; prunes entries silent for ``forget_after`` seconds."""
-    now = broker_now(client)
-    found = []
-    for name, raw in sorted(client.hgetall(NODES_KEY).items()):
-        info = NodeInfo.model_validate(json.loads(raw))
-        if forget_after is not None and now - info.last_heartbeat > forget_after:
-            client.hdel(NODES_KEY, name)
-            continue
-        found.append(info)
-    return found
-
-
-def coordinator_beat(client: redis.Redis, ident: str, info: dict[str, object]) -> None:
-    """Record that a coordinator is alive."""
-    client.hset(COORDINATORS_KEY, ident, json.dumps({**info, "lastHeartbeat": broker_now(client)}))
-
-
-def coordinator_gone(client: redis.Redis, ident: str) -> None:
-    """Remove a coordinator that stopped cleanly."""
-    client.hdel(COORDINATORS_KEY, ident)
-
-
-def live_coordinators(client: redis.Redis, timeout: float) -> list[dict[str, object]]:
-    """Coordinators whose heartbeat is younger than ``timeout`` seconds."""
-    now = broker_now(client)
-    alive = []
-    for raw in client.hgetall(COORDINATORS_KEY).values():
-        info = json.loads(raw)
-        if now - float(info.get("lastHeartbeat", 0)) <= timeout:
-            alive.append(info)
-    return alive
+def missing_reason(node: NodeInfo, now: float, timeout: float) -> str:
+    """Why a node is not live, in words an operator can act on."""
+    if node.stopped is not None:
+        when = datetime.fromtimestamp(node.stopped, UTC)
+        return f"worker stopped at {when:%Y-%m-%d %H:%M:%S} UTC"
+    if node.last_heartbeat == 0:
+        return "no worker has registered for this node"
+    when = datetime.fromtimestamp(node.last_heartbeat, UTC)
+    return (f"no heartbeat for {now - node.last_heartbeat:.0f} s (last {when:%H:%M:%S} UTC; "
+            f"limit {timeout:g} s)")

@@ -1,7 +1,7 @@
 """A static inventory: the expected nodes and the agent Service/Ingress addresses, from YAML.
 
 For machines without Kubernetes (and the lab). ``kdoctor coordinator --inventory FILE`` or
-``KDOCTOR_INVENTORY``::
+``KDOCTOR_INVENTORY``; :class:`StaticSource` is the inventory source built on it::
 
     nodes:
       - name: node-1
@@ -30,8 +30,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.alias_generators import to_camel
 
 from kdoctor.errors import FieldProblem, SpecError
+from kdoctor.inventory.registry import RegistrySource, judge
 from kdoctor.specs.nodes import NodeInfo
-from kdoctor.specs.plan import Services
+from kdoctor.specs.plan import InventoryView, Services
 
 
 class _Strict(BaseModel):
@@ -110,3 +111,50 @@ def dump(inventory: StaticInventory) -> str:
     """The inventory as YAML (what the lab writes)."""
     return yaml.safe_dump(inventory.model_dump(mode="json", by_alias=True, exclude_defaults=False),
                           sort_keys=False)
+
+
+class StaticSource:
+    """Expected nodes and Service addresses from a file; liveness from the worker registry."""
+
+    def __init__(self, path: str, registry: RegistrySource) -> None:
+        self.path = path
+        self.registry = registry
+
+    @property
+    def name(self) -> str:
+        return f"static:{self.path}"
+
+    def snapshot(self, now: float) -> InventoryView:
+        # Read at every round, so edits apply from the next round on.
+        inventory = load(self.path)
+        expected = merge(inventory, self.registry.workers())
+        return judge(expected, now, self.registry.settings.node_timeout_seconds, self.name,
+                     inventory.services_view())
+
+    def cluster_dns(self, namespace: str, name: str) -> list[str] | None:
+        return None
+
+    def config_map(self, namespace: str, name: str) -> dict[str, str] | None:
+        return None
+
+    def secret(self, namespace: str, name: str) -> dict[str, bytes] | None:
+        return None
+
+
+def merge(inventory: StaticInventory, workers: list[NodeInfo]) -> list[NodeInfo]:
+    """The inventory's nodes, each replaced by its worker's entry when one registered.
+
+    A worker's entry wins for addresses and port (it knows where its agent listens); the
+    inventory's labels are added to the worker's. A node without a worker keeps a zero heartbeat,
+    so it is reported ``missing``. Workers the file does not list are kept too: they run, so they
+    are probed and reported rather than silently ignored.
+    """
+    by_name = {w.name: w for w in workers}
+    merged: list[NodeInfo] = []
+    for node in inventory.nodes:
+        worker = by_name.pop(node.name, None)
+        if worker is None:
+            merged.append(node.info())
+        else:
+            merged.append(worker.model_copy(update={"labels": {**node.labels, **worker.labels}}))
+    return sorted([*merged, *by_name.values()], key=lambda n: n.name)

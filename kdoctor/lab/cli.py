@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING
 import click
 
 if TYPE_CHECKING:
+    from kdoctor.lab.config import LabConfig
     from kdoctor.lab.lab import LabState
+    from kdoctor.settings import Settings
 
 MAX_NODES = 200  # as kdoctor.lab.config.MAX_NODES (node addresses 10.213.NET.11-210)
 
@@ -31,16 +33,22 @@ def lab(ctx: click.Context, prefix: str, net_index: int) -> None:
     """A kdoctor cluster on this machine: N namespaces, real paths, real faults (root)."""
     from kdoctor.lab.config import LabConfig
 
-    settings = ctx.obj
-    ctx.obj = LabConfig(prefix=prefix, net=net_index, lab_dir=settings.lab_dir if settings else "/run/kdoctor-lab")
+    settings: Settings = ctx.obj
+    ctx.meta["kdoctor.settings"] = settings
+    ctx.obj = LabConfig(prefix=prefix, net=net_index, lab_dir=settings.lab_dir)
+
+
+def _config(ctx: click.Context) -> LabConfig:
+    config: LabConfig = ctx.obj
+    return config
 
 
 def _state(ctx: click.Context) -> LabState:
     from kdoctor.lab import lab as lab_mod
 
-    state = lab_mod.load_state(ctx.obj)
+    state = lab_mod.load_state(_config(ctx))
     if state is None:
-        raise click.UsageError(f"no lab {ctx.obj.prefix!r} is up: `kdoctor lab up` first")
+        raise click.UsageError(f"no lab {_config(ctx).prefix!r} is up: `kdoctor lab up` first")
     return state
 
 
@@ -52,8 +60,9 @@ def up(ctx: click.Context, nodes: int, timeout: float) -> None:
     """Build the lab: namespaces, bridge, Service NAT, Redis, nginx, workers, coordinator."""
     from kdoctor.lab import lab as lab_mod
 
-    config = ctx.obj.model_copy(update={"nodes": nodes})
-    state = lab_mod.up(config, timeout=timeout, say=lambda text: click.echo(f"lab: {text}", err=True))
+    config = _config(ctx).model_copy(update={"nodes": nodes})
+    state = lab_mod.up(config, ctx.meta["kdoctor.settings"], timeout=timeout,
+                       say=lambda text: click.echo(f"lab: {text}", err=True))
     click.echo(f"lab {config.prefix} is up with {nodes} node(s)")
     for line in lab_mod.env_lines(state):
         click.echo(line)
@@ -65,7 +74,7 @@ def down(ctx: click.Context) -> None:
     """Remove every namespace, link, rule and process of the lab (also after a crash)."""
     from kdoctor.lab import lab as lab_mod
 
-    gone = lab_mod.down(ctx.obj)
+    gone = lab_mod.down(_config(ctx))
     click.echo("removed: " + (", ".join(gone) if gone else "nothing (no lab)"))
 
 
@@ -75,7 +84,7 @@ def status(ctx: click.Context) -> None:
     """Show what of the lab exists and runs, and the faults set (JSON)."""
     from kdoctor.lab import lab as lab_mod
 
-    click.echo(json.dumps(lab_mod.status(ctx.obj), indent=2))
+    click.echo(json.dumps(lab_mod.status(_config(ctx)), indent=2))
 
 
 @lab.command()

@@ -8,10 +8,11 @@ on their command line.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +20,13 @@ import redis
 from pydantic import BaseModel, Field
 
 from kdoctor.errors import SetupError
-from kdoctor.inventory import registry
 from kdoctor.inventory.static import StaticInventory, StaticNode, StaticServices, dump
 from kdoctor.lab import net, processes
 from kdoctor.lab.config import AGENT_PORT, NODE_PORT, SERVICE_PORT, LabConfig, Node, nodes_of
-from kdoctor.localcluster import RedisServer, kdoctor_command
+from kdoctor.local.cluster import kdoctor_command
+from kdoctor.local.redisserver import RedisServer
+from kdoctor.settings import Settings
+from kdoctor.store import nodes as registry
 
 Say = Callable[[str], None]
 
@@ -63,17 +66,25 @@ def require_root() -> None:
         raise SetupError("the lab needs root (network namespaces, veth pairs, iptables): run it with sudo")
 
 
-def _child_env(state: LabState, extra: Mapping[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k.startswith("KDOCTOR_") or k in ("PATH", "HOME", "LANG")}
-    env.update({"KDOCTOR_BROKER_URL": state.broker_url, "KDOCTOR_INVENTORY": state.inventory,
-                "PYTHONUNBUFFERED": "1"})
-    env.update(extra)
+def _lab_settings(state: LabState, settings: Settings) -> Settings:
+    """The settings of the lab's own processes: the caller's, on the lab's broker and inventory."""
+    return dataclasses.replace(settings, broker_url=state.broker_url, inventory=state.inventory)
+
+
+def _child_env(settings: Settings) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
+    env.update(settings.as_env())
+    env["PYTHONUNBUFFERED"] = "1"
     return env
 
 
-def up(config: LabConfig, *, env: Mapping[str, str] | None = None, timeout: float = 60.0,
+def up(config: LabConfig, settings: Settings, *, timeout: float = 60.0,
        say: Say = lambda _: None) -> LabState:
-    """Build the lab and wait until every worker and the coordinator are live."""
+    """Build the lab and wait until every worker and the coordinator are live.
+
+    The lab's workers and coordinator run with ``settings`` (heartbeat, deadlines, log level...),
+    pointed at the lab's own Redis and inventory.
+    """
     require_root()
     if (state_path(config).exists() or net.namespaces(config.prefix) or net.links(config.link_prefix)
             or net.host_rules(config)):
@@ -85,7 +96,7 @@ def up(config: LabConfig, *, env: Mapping[str, str] | None = None, timeout: floa
     state = LabState(config=config)
     _save(state)
     try:
-        return _build(state, dict(env or {}), timeout, say)
+        return _build(state, settings, timeout, say)
     except BaseException:
         # Half a lab is worse than none: the next `up` would refuse to start.
         logs = config.dir / "logs"
@@ -97,7 +108,7 @@ def up(config: LabConfig, *, env: Mapping[str, str] | None = None, timeout: floa
         raise
 
 
-def _build(state: LabState, extra: dict[str, str], timeout: float, say: Say) -> LabState:
+def _build(state: LabState, settings: Settings, timeout: float, say: Say) -> LabState:
     config = state.config
     nodes = nodes_of(config)
 
@@ -123,7 +134,8 @@ def _build(state: LabState, extra: dict[str, str], timeout: float, say: Say) -> 
     state.pids["ingress"] = _start_ingress(config, nodes)
     _save(state)
 
-    child_env = _child_env(state, extra)
+    settings = _lab_settings(state, settings)
+    child_env = _child_env(settings)
     logs = config.dir / "logs"
     for node in nodes:
         args = kdoctor_command("worker", "--node", node.name, "--agent-port", str(AGENT_PORT),
@@ -135,7 +147,7 @@ def _build(state: LabState, extra: dict[str, str], timeout: float, say: Say) -> 
         kdoctor_command("coordinator", "--inventory", state.inventory), logs / "coordinator.log", child_env)
     _save(state)
     say(f"waiting for {config.nodes} workers and the coordinator")
-    _wait_ready(state, timeout, child_env)
+    _wait_ready(state, timeout, settings)
     state.ready = True
     _save(state)
     return state
@@ -196,10 +208,7 @@ def _start_ingress(config: LabConfig, nodes: list[Node]) -> int:
                            ns=config.ingress_namespace)
 
 
-def _wait_ready(state: LabState, timeout: float, env: Mapping[str, str]) -> None:
-    from kdoctor.settings import Settings
-
-    settings = Settings.from_env(env)
+def _wait_ready(state: LabState, timeout: float, settings: Settings) -> None:
     client = redis.Redis.from_url(state.broker_url, decode_responses=True)
     names = set(state.config.node_names())
     limit = time.monotonic() + timeout

@@ -16,15 +16,16 @@ from kdoctor.errors import SetupError
 from kdoctor.probes.http1 import Http1Pool
 from kdoctor.probes.http2 import Http2Pool
 from kdoctor.probes.httpreq import HttpTarget, TlsFiles, tls_context
+from kdoctor.probes.kinds import Kind, NodeContext, request_budget
 from kdoctor.probes.measure import GeneratorMonitor, node_result
 from kdoctor.probes.pressure import Driver, Pace, run_all
 from kdoctor.specs.apphttp import AppHttpHealthy, AppHttpTarget
 from kdoctor.specs.nodes import NodeInfo
-from kdoctor.specs.plan import Assignment, InventoryView, PlannedTarget
+from kdoctor.specs.plan import Assignment, PlannedTarget, RoundContext
 from kdoctor.specs.results import NodeResult
 
 
-def plan(spec: AppHttpHealthy, source: NodeInfo, view: InventoryView) -> tuple[list[PlannedTarget], list[str]]:
+def plan(spec: AppHttpHealthy, source: NodeInfo, ctx: RoundContext) -> tuple[list[PlannedTarget], list[str]]:
     """Every node probes the one URL."""
     url = spec.spec.target.host
     return [PlannedTarget(name=url, kind="url", url=url)], []
@@ -70,7 +71,8 @@ def client(spec: AppHttpHealthy) -> Http1Pool | Http2Pool:
                      ssl_context=ctx, success=success)
 
 
-async def run(assignment: Assignment, spec: AppHttpHealthy, t0: float, monitor: GeneratorMonitor) -> NodeResult:
+async def run(assignment: Assignment, spec: AppHttpHealthy, t0: float, monitor: GeneratorMonitor,
+              node: NodeContext) -> NodeResult:
     """Press the URL from this node, starting at ``t0`` (a ``perf_counter`` instant)."""
     request = spec.spec.request
     paces: list[Pace] = []
@@ -87,3 +89,5 @@ async def run(assignment: Assignment, spec: AppHttpHealthy, t0: float, monitor: 
     return node_result(assignment.node, list(zip(assignment.targets, all_stats, paces, strict=True)),
                        spec.spec.expect, monitor)
 
+
+KIND: Kind[AppHttpHealthy] = Kind("AppHttpHealthy", plan, run, request_budget)

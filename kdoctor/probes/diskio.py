@@ -29,12 +29,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from kdoctor.probes import diskplace, diskwork
+from kdoctor.probes.kinds import Kind, NodeContext
 from kdoctor.probes.measure import GeneratorMonitor
-from kdoctor.settings import Settings
 from kdoctor.specs import diskio as dspec
 from kdoctor.specs.diskio import DiskExpect, DiskIO, Profile
 from kdoctor.specs.nodes import NodeInfo
-from kdoctor.specs.plan import Assignment, InventoryView, PlannedTarget
+from kdoctor.specs.plan import Assignment, PlannedTarget, RoundContext
 from kdoctor.specs.results import DiskProfileResult, NodeResult, Verdict
 
 MIB = 1024 * 1024
@@ -79,7 +79,7 @@ def needed_bytes(spec: DiskIO) -> int:
     return needed
 
 
-def plan(spec: DiskIO, source: NodeInfo, view: InventoryView) -> tuple[list[PlannedTarget], list[str]]:
+def plan(spec: DiskIO, source: NodeInfo, ctx: RoundContext) -> tuple[list[PlannedTarget], list[str]]:
     """One target per node: its own disk under ``target.directory``."""
     directory = spec.spec.target.directory
     return [PlannedTarget(name=f"disk/{source.name}", kind="disk", url=f"file:{directory}",
@@ -275,10 +275,11 @@ class _Session:
         return warnings
 
 
-async def run(assignment: Assignment, spec: DiskIO, t0: float, monitor: GeneratorMonitor) -> NodeResult:
-    """Run every requested profile on this node's disk, starting at ``t0``; always clean up."""
+async def run(assignment: Assignment, spec: DiskIO, t0: float, monitor: GeneratorMonitor,
+              node: NodeContext) -> NodeResult:
+    """Run every requested profile under ``node.data_dir``, starting at ``t0``; always clean up."""
     request = spec.spec.request
-    place = diskplace.open_place(Settings.from_env().data_dir, spec.spec.target.directory)
+    place = diskplace.open_place(node.data_dir, spec.spec.target.directory)
     session = _Session(place, spec, end=t0 + budget(spec) - SETUP_SECONDS / 2)
     results: list[DiskProfileResult] = []
     warnings: list[str] = []
@@ -307,3 +308,6 @@ async def run(assignment: Assignment, spec: DiskIO, t0: float, monitor: Generato
         warnings += session.close()
     status, reason = node_verdict(results)
     return NodeResult(node=assignment.node, status=status, reason=reason, profiles=results, warnings=warnings)
+
+
+KIND: Kind[DiskIO] = Kind("DiskIO", plan, run, budget, serial)

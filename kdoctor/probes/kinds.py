@@ -1,60 +1,105 @@
-"""The registry of probe kinds: ``kind`` → how to plan it and how to run it on a node.
+"""The registry of probe kinds: ``kind`` → how it is planned (on the coordinator) and run (on a node).
 
-Every kind provides ``plan(spec, source, view) -> (targets, warnings)`` (pure, runs on the
-coordinator) and ``async run(assignment, spec, t0, monitor) -> NodeResult`` (runs on the node);
-optionally ``idle(spec, node)``, why a live node is left out as a source.
+Each kind lives in its own module and is named here by ``"module:attribute"``, imported only when
+first used (kombu's transport aliases are the model): ``import kdoctor.api`` loads no engine, and
+a coordinator loads only the kinds it plans. A kind is a :class:`Kind`, typed against its own
+spec model:
+
+* ``plan(spec, source, round) -> (targets, warnings)``: pure; what ``source`` probes this round;
+* ``async run(assignment, spec, t0, monitor, node) -> NodeResult``: on the node, from ``t0``;
+* ``budget(spec)``: seconds one node needs from the start instant to its last answer;
+* ``serial(spec)``: whether nodes run one after another instead of all at once;
+* ``idle(spec, node)``: why a live node sends nothing this round (not published to), or ``None``.
 """
 
 from __future__ import annotations
 
 import difflib
+import importlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from kdoctor.errors import SetupError
-from kdoctor.probes import apphttp, diskio, netdns, netreach
-from kdoctor.probes.measure import GeneratorMonitor
+from kdoctor.specs.apphttp import AppHttpHealthy
+from kdoctor.specs.common import DocumentBase
+from kdoctor.specs.netdns import Netdns
+from kdoctor.specs.netreach import NetReach
 from kdoctor.specs.nodes import NodeInfo
-from kdoctor.specs.plan import Assignment, InventoryView, PlannedTarget
+from kdoctor.specs.plan import Assignment, PlannedTarget, RoundContext
 from kdoctor.specs.results import NodeResult
 
-PlanFn = Callable[[Any, NodeInfo, InventoryView], tuple[list[PlannedTarget], list[str]]]
-RunFn = Callable[[Assignment, Any, float, GeneratorMonitor], Awaitable[NodeResult]]
+if TYPE_CHECKING:
+    from kdoctor.probes.measure import GeneratorMonitor
 
+__all__ = ["Kind", "NodeContext", "check", "get", "names", "request_budget"]
 
-@dataclass(frozen=True)
-class ProbeKind:
-    """How one ``kind`` is planned and run."""
+S = TypeVar("S", bound=DocumentBase)
 
-    name: str
-    plan: PlanFn
-    run: RunFn
-    budget: Callable[[Any], float] = lambda spec: float(
-        spec.spec.request.duration_in_second + spec.spec.request.timeout_seconds
-    )
-    """Seconds one node needs for the spec, from the start instant to its last answer."""
-    serial: Callable[[Any], bool] = lambda spec: False
-    """Whether a spec asks for its nodes to run one after another instead of all at once."""
-    idle: Callable[[Any, NodeInfo], str | None] = lambda spec, node: None
-    """Why a live node sends nothing this round (not published to), or ``None`` when it probes."""
-
-
-KINDS: dict[str, ProbeKind] = {
-    "NetReach": ProbeKind("NetReach", netreach.plan, netreach.run, idle=netreach.idle),
-    "AppHttpHealthy": ProbeKind("AppHttpHealthy", apphttp.plan, apphttp.run),
-    "Netdns": ProbeKind("Netdns", netdns.plan, netdns.run),
-    "DiskIO": ProbeKind("DiskIO", diskio.plan, diskio.run, diskio.budget, diskio.serial),
+_ALIASES = {
+    "NetReach": "kdoctor.probes.netreach:KIND",
+    "AppHttpHealthy": "kdoctor.probes.apphttp:KIND",
+    "Netdns": "kdoctor.probes.netdns:KIND",
+    "DiskIO": "kdoctor.probes.diskio:KIND",
 }
 
 
-def get(kind: str) -> ProbeKind:
-    """The probe kind called ``kind``; :class:`SetupError` says which kinds this build runs."""
-    try:
-        return KINDS[kind]
-    except KeyError:
-        hint = difflib.get_close_matches(kind, list(KINDS), n=1)
+@dataclass(frozen=True)
+class NodeContext:
+    """What a probe needs to know of the node it runs on (the worker's settings, passed down)."""
+
+    name: str
+    data_dir: str
+    """The only directory under which the probe may write (DiskIO)."""
+    resolv_conf: str
+    """The resolver file whose nameservers a Netdns ``targetDns`` queries."""
+
+
+def request_budget(spec: NetReach | AppHttpHealthy | Netdns) -> float:
+    """The budget of a request kind: its pressure duration plus one request timeout to drain."""
+    request = spec.spec.request
+    return float(request.duration_in_second + request.timeout_seconds)
+
+
+def _never(spec: object) -> bool:
+    return False
+
+
+def _everyone(spec: object, node: NodeInfo) -> str | None:
+    return None
+
+
+@dataclass(frozen=True)
+class Kind(Generic[S]):
+    """How one ``kind`` is planned and run."""
+
+    name: str
+    plan: Callable[[S, NodeInfo, RoundContext], tuple[list[PlannedTarget], list[str]]]
+    run: Callable[[Assignment, S, float, GeneratorMonitor, NodeContext], Awaitable[NodeResult]]
+    budget: Callable[[S], float]
+    serial: Callable[[S], bool] = _never
+    idle: Callable[[S, NodeInfo], str | None] = _everyone
+
+
+def names() -> list[str]:
+    """The kinds this build runs."""
+    return list(_ALIASES)
+
+
+def check(kind: str) -> str:
+    """``kind`` if this build runs it (nothing is imported), else :class:`SetupError`."""
+    if kind not in _ALIASES:
+        hint = difflib.get_close_matches(kind, list(_ALIASES), n=1)
         maybe = f" Did you mean {hint[0]}?" if hint else ""
         raise SetupError(
-            f"this kdoctor build cannot run {kind!r} probes yet; it runs: {', '.join(KINDS)}.{maybe}"
-        ) from None
+            f"this kdoctor build cannot run {kind!r} probes yet; it runs: {', '.join(_ALIASES)}.{maybe}")
+    return kind
+
+
+@cache
+def get(kind: str) -> Kind[Any]:
+    """The probe kind called ``kind``, its module imported on first use."""
+    module, _, attribute = _ALIASES[check(kind)].partition(":")
+    found: Kind[Any] = getattr(importlib.import_module(module), attribute)
+    return found

@@ -4,8 +4,9 @@
 target             servers                                                             query type
 =================  ==================================================================  ==========
 ``targetUser``     ``server:port``                                                     queryType, else A
-``targetDns``      every ``nameserver`` of the node's resolv.conf (``KDOCTOR_RESOLV_    queryType, else A
-                   CONF``), port 53 (853 for tcp-tls), once per testIPv4 / testIPv6     (IPv4) / AAAA (IPv6)
+``targetDns``      every ``nameserver`` of the node's resolv.conf (the worker's         queryType, else A
+                   ``resolv_conf`` setting), port 53 (853 for tcp-tls), once per        (IPv4) / AAAA (IPv6)
+                   testIPv4 / testIPv6
 =================  ==================================================================  ==========
 
 Each target gets the full ``request.qps`` for ``request.durationInSecond``, open loop, through the
@@ -28,15 +29,15 @@ from kdoctor.probes.dnsstream import StreamClient, tls_context
 from kdoctor.probes.dnswire import QuerySet, rcode_value
 from kdoctor.probes.http1 import classify_error
 from kdoctor.probes.judge import judge_target, node_verdict
+from kdoctor.probes.kinds import Kind, NodeContext, request_budget
 from kdoctor.probes.measure import GeneratorMonitor, target_result
 from kdoctor.probes.pressure import Driver, DriverStats, Pace
-from kdoctor.settings import Settings
 from kdoctor.specs.netdns import Netdns
 from kdoctor.specs.nodes import NodeInfo
-from kdoctor.specs.plan import Assignment, InventoryView, PlannedTarget
+from kdoctor.specs.plan import Assignment, PlannedTarget, RoundContext
 from kdoctor.specs.results import DnsFigures, NodeResult, TargetResult
 
-__all__ = ["plan", "read_nameservers", "run"]
+__all__ = ["KIND", "plan", "read_nameservers", "run"]
 
 RESOLV_CONF = "resolv.conf"
 MAX_IN_FLIGHT = 60000  # 16-bit query IDs, with room to skip busy ones
@@ -60,7 +61,7 @@ def _target(protocol: str, server: str, port: int, qtype: str, family: Literal[4
     )
 
 
-def plan(spec: Netdns, source: NodeInfo, view: InventoryView) -> tuple[list[PlannedTarget], list[str]]:
+def plan(spec: Netdns, source: NodeInfo, ctx: RoundContext) -> tuple[list[PlannedTarget], list[str]]:
     """The DNS targets of ``source``: the same for every node (targetDns is resolved on the node)."""
     request, target = spec.spec.request, spec.spec.target
     warnings: list[str] = []
@@ -96,8 +97,10 @@ def read_nameservers(path: str) -> list[str]:
     return servers
 
 
-def _resolve(planned: Sequence[PlannedTarget], protocol: str) -> tuple[list[PlannedTarget], list[TargetResult]]:
-    """Replace resolv.conf placeholders by one target per nameserver; failures become results."""
+def _resolve(planned: Sequence[PlannedTarget], protocol: str,
+             path: str) -> tuple[list[PlannedTarget], list[TargetResult]]:
+    """Replace resolv.conf placeholders by one target per nameserver of the resolver file
+    ``path``; failures become results."""
     concrete: list[PlannedTarget] = []
     failed: list[TargetResult] = []
     port = 853 if protocol == "tcp-tls" else 53
@@ -105,7 +108,6 @@ def _resolve(planned: Sequence[PlannedTarget], protocol: str) -> tuple[list[Plan
         if not item.extra.get("resolvConf"):
             concrete.append(item)
             continue
-        path = Settings.from_env().resolv_conf
         try:
             servers = read_nameservers(path)
         except OSError as exc:
@@ -171,10 +173,11 @@ def _why(result: TargetResult, figures: DnsFigures, accepted: Sequence[str]) -> 
     return f" ({', '.join(parts)})" if parts else ""
 
 
-async def run(assignment: Assignment, spec: Netdns, t0: float, monitor: GeneratorMonitor) -> NodeResult:
+async def run(assignment: Assignment, spec: Netdns, t0: float, monitor: GeneratorMonitor,
+              node: NodeContext) -> NodeResult:
     """Query every target at once, starting at ``t0`` (a ``perf_counter`` instant)."""
     request = spec.spec.request
-    planned, results = _resolve(assignment.targets, request.protocol)
+    planned, results = _resolve(assignment.targets, request.protocol, node.resolv_conf)
     drivers: list[tuple[PlannedTarget, Pace, UdpClient | StreamClient, Driver]] = []
     try:
         for index, item in enumerate(planned):
@@ -205,3 +208,6 @@ async def run(assignment: Assignment, spec: Netdns, t0: float, monitor: Generato
     status, why = node_verdict(results)
     return NodeResult(node=assignment.node, status=status, reason=why, targets=results,
                       generator=monitor.finish(unsent))
+
+
+KIND: Kind[Netdns] = Kind("Netdns", plan, run, request_budget)

@@ -24,12 +24,12 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from kdoctor.probes.http1 import Http1Pool, HttpTarget
+from kdoctor.probes.kinds import Kind, NodeContext, request_budget
 from kdoctor.probes.measure import GeneratorMonitor, node_result
 from kdoctor.probes.pressure import Driver, Pace, run_all
-from kdoctor.specs import mesh
 from kdoctor.specs.netreach import NetReach, NetReachTarget
 from kdoctor.specs.nodes import NodeInfo
-from kdoctor.specs.plan import Assignment, InventoryView, PlannedTarget
+from kdoctor.specs.plan import Assignment, PlannedTarget, RoundContext
 from kdoctor.specs.results import NodeResult
 
 
@@ -54,7 +54,7 @@ def idle(spec: NetReach, node: NodeInfo) -> str | None:
     return "not selected by target.sourceNodeSelector: sent no probe this round, probed as a destination only"
 
 
-def plan(spec: NetReach, source: NodeInfo, view: InventoryView) -> tuple[list[PlannedTarget], list[str]]:
+def plan(spec: NetReach, source: NodeInfo, ctx: RoundContext) -> tuple[list[PlannedTarget], list[str]]:
     """The targets ``source`` probes this round, and warnings for requested paths nobody knows.
 
     Per-node paths (``endpoint``, ``nodePort``) go to the source's mesh peers (every other node up
@@ -65,9 +65,9 @@ def plan(spec: NetReach, source: NodeInfo, view: InventoryView) -> tuple[list[Pl
     if idle(spec, source):
         return [], []
     families = _families(target)
-    live = {n.name: n for n in view.live_nodes()}
-    peers = [live[name] for name in mesh.peers(list(live), source.name, spec.spec.mesh, view.rotation)]
-    services = view.services
+    live = ctx.live
+    peers = [live[name] for name in ctx.ring.peers(source.name, spec.spec.mesh, ctx.rotation)]
+    services = ctx.inventory.services
     targets: list[PlannedTarget] = []
     warnings: list[str] = []
 
@@ -134,7 +134,8 @@ def _service_targets(
             name=f"{kind}/ipv{fam}", kind=kind, url=_url(address, port), family=fam))
 
 
-async def run(assignment: Assignment, spec: NetReach, t0: float, monitor: GeneratorMonitor) -> NodeResult:
+async def run(assignment: Assignment, spec: NetReach, t0: float, monitor: GeneratorMonitor,
+              node: NodeContext) -> NodeResult:
     """Press every planned target at once, starting at ``t0`` (a ``perf_counter`` instant)."""
     request = spec.spec.request
     planned = assignment.targets
@@ -158,3 +159,6 @@ async def run(assignment: Assignment, spec: NetReach, t0: float, monitor: Genera
     all_stats = await run_all(drivers, t0)
     return node_result(assignment.node, list(zip(planned, all_stats, paces, strict=True)),
                        spec.spec.expect, monitor)
+
+
+KIND: Kind[NetReach] = Kind("NetReach", plan, run, request_budget, idle=idle)

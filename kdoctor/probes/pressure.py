@@ -26,6 +26,10 @@ A client plugs in through :class:`Client`: ``try_send`` starts one request now (
 ``sweep`` fails requests past their timeout, and the client reports every completion by calling
 :meth:`Driver.complete`. No Task object is created per request: at 10 k QPS the per-request cost
 is what decides whether the generator keeps up.
+
+Time comes from a :class:`Clock` (default :class:`LoopClock`: ``perf_counter`` and event-loop
+timers), so tests can drive a driver on a virtual clock and check exact counts and latencies
+without a timing threshold.
 """
 
 from __future__ import annotations
@@ -34,13 +38,13 @@ import asyncio
 import contextlib
 import time
 from collections import Counter, deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from kdoctor.specs.latency import Latency
 
-__all__ = ["Client", "Driver", "DriverStats", "Pace", "run_all"]
+__all__ = ["Client", "Clock", "Driver", "DriverStats", "LoopClock", "Pace", "run_all"]
 
 # A token within this much of its due time is sent now rather than sleeping for it: event-loop
 # timers have millisecond granularity (libuv rounds), so sleeping for less only spins.
@@ -68,6 +72,41 @@ class Client(Protocol):
 
     async def aclose(self) -> None:
         """Close every connection."""
+
+
+class Clock(Protocol):
+    """Where a driver reads the time and waits."""
+
+    now: Callable[[], float]
+    """Seconds on a monotonic clock (read on the hot path, so a plain function)."""
+
+    async def sleep(self, delay: float) -> None:
+        """Return after ``delay`` seconds."""
+
+    async def wait(self, event: asyncio.Event, timeout: float) -> None:
+        """Return when ``event`` is set or after ``timeout`` seconds, whichever comes first."""
+
+
+class LoopClock:
+    """The real clock: ``time.perf_counter`` and the running event loop's timers."""
+
+    now = staticmethod(time.perf_counter)
+
+    async def sleep(self, delay: float) -> None:
+        if delay <= 0:
+            await asyncio.sleep(0)
+            return
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        handle = loop.call_later(delay, _wake, fut)
+        try:
+            await fut
+        finally:
+            handle.cancel()
+
+    async def wait(self, event: asyncio.Event, timeout: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), timeout)
 
 
 @dataclass(frozen=True)
@@ -139,11 +178,13 @@ class DriverStats:
 
 
 class Driver:
-    """Runs one target's token schedule against one client."""
+    """Runs one target's token schedule against one client, on ``clock`` (default: the real one)."""
 
-    def __init__(self, client: Client, pace: Pace) -> None:
+    def __init__(self, client: Client, pace: Pace, clock: Clock | None = None) -> None:
         self.client = client
         self.pace = pace
+        self.clock: Clock = clock or LoopClock()
+        self._now = self.clock.now
         self.stats = DriverStats(intended=pace.total)
         self._backlog: deque[float] = deque()
         self._interval = 1.0 / pace.qps if pace.qps > 0 else 0.0
@@ -155,7 +196,7 @@ class Driver:
     def complete(self, due: float, sent: float, ok: bool, code: str | None, error: str | None,
                  nbytes: int) -> None:
         """Record one finished request (called by the client)."""
-        now = time.perf_counter()
+        now = self._now()
         stats = self.stats
         if code is not None:
             stats.codes[code] += 1
@@ -215,26 +256,24 @@ class Driver:
             stats.last_send = now
 
     async def _run_closed(self, t0: float) -> DriverStats:
-        pace, stats = self.pace, self.stats
-        loop = asyncio.get_running_loop()
+        pace, stats, clock = self.pace, self.stats, self.clock
         self._stop = t0 + pace.duration
-        delay = t0 - time.perf_counter()
+        delay = t0 - self._now()
         if delay > 0:
-            await _sleep(loop, delay)
+            await clock.sleep(delay)
         self._refill = True
-        self._fill(time.perf_counter())
+        self._fill(self._now())
         while True:
-            now = time.perf_counter()
+            now = self._now()
             self.client.sweep(now)
             if now >= self._stop and self.client.in_flight() == 0:
                 break
             if now < self._stop and self.client.in_flight() == 0:
                 self._fill(now)  # every slot failed at once (e.g. refused): try again next tick
             self._drained.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._drained.wait(), SWEEP_INTERVAL)
+            await clock.wait(self._drained, SWEEP_INTERVAL)
         self._refill = False
-        stats.end = time.perf_counter()
+        stats.end = self._now()
         stats.intended = stats.sent
         stats.window = pace.duration
         return stats
@@ -242,16 +281,15 @@ class Driver:
     async def run(self, t0: float) -> DriverStats:
         """Issue every token starting at ``t0`` (a ``time.perf_counter`` instant), then wait for
         the requests in flight to finish or time out."""
-        pace, stats = self.pace, self.stats
+        pace, stats, clock, clock_now = self.pace, self.stats, self.clock, self._now
         stats.start = t0
         if pace.closed_loop:
             return await self._run_closed(t0)
         total, interval, phase = pace.total, self._interval, pace.phase
         self._next = 0
-        loop = asyncio.get_running_loop()
         last_sweep = 0.0
         while self._next < total:
-            now = time.perf_counter()
+            now = clock_now()
             horizon = now + EARLY_WINDOW
             while self._next < total and t0 + (self._next + phase) * interval <= horizon:
                 self._backlog.append(t0 + (self._next + phase) * interval)
@@ -262,19 +300,18 @@ class Driver:
                 last_sweep = now
             if self._next < total:
                 wake = t0 + (self._next + phase) * interval
-                delay = min(max(wake - time.perf_counter(), TICK), SWEEP_INTERVAL)
-                await _sleep(loop, delay)
+                delay = min(max(wake - clock_now(), TICK), SWEEP_INTERVAL)
+                await clock.sleep(delay)
         # Every token is issued or backlogged: keep pumping and sweeping until nothing is left.
         while self._backlog or self.client.in_flight():
-            now = time.perf_counter()
+            now = clock_now()
             self._pump(now)
             self.client.sweep(now)
             if not self._backlog and not self.client.in_flight():
                 break
             self._drained.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._drained.wait(), SWEEP_INTERVAL)
-        stats.end = time.perf_counter()
+            await clock.wait(self._drained, SWEEP_INTERVAL)
+        stats.end = clock_now()
         # The schedule spans exactly ``duration`` from the first token's due time; a last send
         # after that stretches the window, so a generator that fell behind shows a lower rate.
         first_due = t0 + phase * interval
@@ -290,18 +327,6 @@ async def run_all(drivers: Sequence[Driver], t0: float) -> list[DriverStats]:
     finally:
         for driver in drivers:
             await driver.client.aclose()
-
-
-async def _sleep(loop: asyncio.AbstractEventLoop, delay: float) -> None:
-    if delay <= 0:
-        await asyncio.sleep(0)
-        return
-    fut = loop.create_future()
-    handle = loop.call_later(delay, _wake, fut)
-    try:
-        await fut
-    finally:
-        handle.cancel()
 
 
 def _wake(fut: asyncio.Future[None]) -> None:

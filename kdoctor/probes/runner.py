@@ -14,11 +14,12 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from kdoctor.clock import skew_warning
 from kdoctor.errors import KdoctorError
 from kdoctor.probes import kinds
+from kdoctor.probes.kinds import NodeContext
 from kdoctor.probes.measure import GeneratorMonitor
 from kdoctor.specs.loading import validate
+from kdoctor.specs.nodes import skew_warning
 from kdoctor.specs.plan import Assignment
 from kdoctor.specs.results import NodeResult
 
@@ -28,10 +29,10 @@ log = logging.getLogger(__name__)
 DEADLINE_MARGIN = 0.5
 
 
-def run_assignment(assignment: Assignment, clock_offset: float = 0.0) -> NodeResult:
-    """Run ``assignment`` to completion on a fresh uvloop event loop (blocking).
+def run_assignment(assignment: Assignment, node: NodeContext, clock_offset: float = 0.0) -> NodeResult:
+    """Run ``assignment`` on ``node`` to completion on a fresh uvloop event loop (blocking).
 
-    ``clock_offset``: broker time minus this node's time (:func:`kdoctor.clock.offset`). The
+    ``clock_offset``: broker time minus this node's time (:func:`kdoctor.store.clock.offset`). The
     assignment's start instant and deadline are broker instants; with the offset the node starts
     with the others and stops in time even when its own clock is wrong, and its reported times are
     comparable with the other nodes'.
@@ -41,7 +42,7 @@ def run_assignment(assignment: Assignment, clock_offset: float = 0.0) -> NodeRes
     clock = _Clock(clock_offset)
     started = clock.now()
     try:
-        result = uvloop.run(_run(assignment, clock))
+        result = uvloop.run(_run(assignment, node, clock))
     except Exception as exc:  # the result must say why, whatever happened
         log.exception("probe of round %s failed to run", assignment.round_id)
         result = NodeResult(node=assignment.node, status="error", reason=f"probe could not run: {exc}")
@@ -65,7 +66,7 @@ class _Clock:
         return datetime.fromtimestamp(self.time(), UTC)
 
 
-async def _run(assignment: Assignment, clock: _Clock) -> NodeResult:
+async def _run(assignment: Assignment, node: NodeContext, clock: _Clock) -> NodeResult:
     try:
         kind = kinds.get(assignment.kind)
         spec = validate(assignment.spec)
@@ -84,7 +85,7 @@ async def _run(assignment: Assignment, clock: _Clock) -> NodeResult:
         return NodeResult(node=assignment.node, status="error", started=started,
                           reason="the round's deadline had passed before the probe could start")
     try:
-        result = await asyncio.wait_for(kind.run(assignment, spec, t0, monitor), budget)
+        result = await asyncio.wait_for(kind.run(assignment, spec, t0, monitor, node), budget)
     except TimeoutError:
         return NodeResult(node=assignment.node, status="error", started=started,
                           reason=f"probe still running {budget:.1f} s after start; cut at the round deadline")

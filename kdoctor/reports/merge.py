@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 from kdoctor.reports.blame import describe
 from kdoctor.reports.matrix import LatencyDigest, build_matrix, digest
-from kdoctor.reports.rounds import RoundState
 from kdoctor.specs.results import NodeResult, Report, Summary, TaskRef
+from kdoctor.specs.rounds import RoundState
 
 
 def build_report(state: RoundState, results: dict[str, NodeResult], finished: datetime | None = None) -> Report:

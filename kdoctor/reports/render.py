@@ -9,8 +9,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from kdoctor.clock import SKEW_WARNING_SECONDS
-from kdoctor.specs.nodes import NodeInfo
+from kdoctor.specs.nodes import SKEW_WARNING_SECONDS, NodeInfo
 from kdoctor.specs.results import LatencyMs, Report, ReportHead
 
 _STYLE = {"passed": "green", "failed": "red", "missing": "yellow", "timeout": "magenta", "error": "red"}

@@ -41,15 +41,27 @@ def offsets(n: int, k: int, rotation: int) -> list[int]:
     return [1 + ((rotation * k + j) % (n - 1)) for j in range(k)]
 
 
+class Ring:
+    """Nodes in ring order, sorted once per round: each source's peers are then O(K), so planning a
+    round of N nodes is O(N log N) rather than a sort per source."""
+
+    def __init__(self, nodes: list[str]) -> None:
+        self.nodes = sorted(nodes, key=node_order)
+        self._index = {name: i for i, name in enumerate(self.nodes)}
+
+    def peers(self, source: str, mesh: Mesh, rotation: int) -> list[str]:
+        """The nodes ``source`` probes this round, in ring order (none when it is not in the ring)."""
+        index = self._index.get(source)
+        if index is None:
+            return []
+        n = len(self.nodes)
+        k = n - 1 if n <= mesh.full_mesh_max_nodes else mesh.peers
+        return [self.nodes[(index + d) % n] for d in offsets(n, k, rotation)]
+
+
 def peers(nodes: list[str], source: str, mesh: Mesh, rotation: int) -> list[str]:
     """The nodes ``source`` probes this round, in ring order (``nodes`` in any order)."""
-    ring = sorted(nodes, key=node_order)
-    if source not in ring:
-        return []
-    n = len(ring)
-    k = n - 1 if n <= mesh.full_mesh_max_nodes else mesh.peers
-    index = ring.index(source)
-    return [ring[(index + d) % n] for d in offsets(n, k, rotation)]
+    return Ring(nodes).peers(source, mesh, rotation)
 
 
 def rounds_to_cover(n: int, mesh: Mesh) -> int:

@@ -38,3 +38,18 @@ class NodeInfo(ResultModel):
     def addresses(self) -> list[str]:
         """Every advertised address, IPv4 first."""
         return [*self.ipv4, *self.ipv6]
+
+
+# Above this (seconds) a node's clock is worth a warning in the report: kdoctor corrects for it
+# (every round instant is on the broker's clock, kdoctor.store.clock), but other software on that
+# node will not.
+SKEW_WARNING_SECONDS = 0.5
+
+
+def skew_warning(node: str, seconds: float) -> str | None:
+    """A report warning for a node whose clock is ``seconds`` off the broker's, if that is a lot."""
+    if abs(seconds) <= SKEW_WARNING_SECONDS:
+        return None
+    direction = "behind" if seconds > 0 else "ahead of"
+    return (f"{node}: its clock is {abs(seconds):.1f} s {direction} the broker's; kdoctor corrected its start "
+            "and deadline, but fix NTP on that node")

@@ -1,11 +1,15 @@
-"""What the coordinator hands a node: its assignment for one round (the probe task's argument)."""
+"""Planning's models: the inventory as the planner sees it, a round's planning context, and what
+the coordinator hands a node (its assignment for one round, the probe task's argument)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Literal
 
 from pydantic import Field
 
+from kdoctor.specs.mesh import Ring
 from kdoctor.specs.nodes import NodeInfo
 from kdoctor.specs.results import ResultModel
 
@@ -21,18 +25,42 @@ class Services(ResultModel):
 
 
 class InventoryView(ResultModel):
-    """The inventory as the planner sees it at the start of a round."""
+    """The inventory as the planner sees it at the start of a round (an inventory source's
+    snapshot, :mod:`kdoctor.inventory`)."""
 
-    expected: list[NodeInfo] = Field(default_factory=list)
-    live: list[str] = Field(default_factory=list)
+    expected: list[NodeInfo] = Field(default_factory=list, description="Every node that should be inspected.")
+    live: list[str] = Field(default_factory=list, description="Expected nodes whose worker can take work now.")
+    missing: dict[str, str] = Field(
+        default_factory=dict, description="Expected nodes that are not live → why, in words an operator acts on.")
     services: Services = Field(default_factory=Services)
     source: str = "registry"
-    rotation: int = Field(default=0, description="Round counter of this task: picks the ring peers.")
 
     def live_nodes(self) -> list[NodeInfo]:
         """Expected nodes that have a live worker, by name."""
         alive = set(self.live)
         return [n for n in self.expected if n.name in alive]
+
+
+@dataclass(frozen=True)
+class RoundContext:
+    """What every node's plan of one round shares: the inventory and the task's ring rotation.
+
+    The live nodes and their ring are computed once per round, not once per source.
+    """
+
+    inventory: InventoryView
+    rotation: int = 0
+    """Round counter of this task: picks the ring peers (:mod:`kdoctor.specs.mesh`)."""
+
+    @cached_property
+    def live(self) -> dict[str, NodeInfo]:
+        """Live nodes by name."""
+        return {n.name: n for n in self.inventory.live_nodes()}
+
+    @cached_property
+    def ring(self) -> Ring:
+        """The live nodes in ring order."""
+        return Ring(list(self.live))
 
 
 class PlannedTarget(ResultModel):

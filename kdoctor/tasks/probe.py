@@ -3,34 +3,25 @@
 from __future__ import annotations
 
 import logging
-from functools import cache
+from collections.abc import Callable
 from typing import Any
 
 import redis
 from celery import Celery
 
-from kdoctor import clock
-from kdoctor.connections import redis_client
+from kdoctor.probes.kinds import NodeContext
 from kdoctor.probes.runner import run_assignment
-from kdoctor.reports import rounds
 from kdoctor.settings import Settings
 from kdoctor.specs.plan import Assignment
 from kdoctor.specs.results import NodeResult
-from kdoctor.tasks.celery import PROBE
+from kdoctor.store import clock, rounds
+from kdoctor.tasks.names import PROBE
 
 log = logging.getLogger(__name__)
 
 
-@cache
-def _redis() -> tuple[redis.Redis, Settings]:
-    # One client per (forked) process, made on first use so it is never shared across a fork.
-    settings = Settings.from_env()
-    return redis_client(settings), settings
-
-
-def execute(assignment: Assignment) -> NodeResult:
+def execute(client: redis.Redis, settings: Settings, assignment: Assignment) -> NodeResult:
     """Run the assignment unless it is misrouted or its round is already over; store the result."""
-    client, settings = _redis()
     ttl = int(settings.report_retention_days * 86400)
     local = settings.node_name
     if local and assignment.node != local:
@@ -40,16 +31,17 @@ def execute(assignment: Assignment) -> NodeResult:
     elif rounds.is_final(client, assignment.round_id):
         return NodeResult(node=assignment.node, status="timeout", reason="round already reported")
     else:
-        result = run_assignment(assignment, clock.offset(client))
+        node = NodeContext(name=assignment.node, data_dir=settings.data_dir, resolv_conf=settings.resolv_conf)
+        result = run_assignment(assignment, node, clock.offset(client))
     rounds.add_result(client, assignment.round_id, result, ttl)
     return result
 
 
-def register(app: Celery) -> None:
+def register(app: Celery, clients: Callable[[], redis.Redis], settings: Settings) -> None:
     """Register ``kdoctor.probe`` on ``app``."""
 
     @app.task(name=PROBE, ignore_result=False)  # type: ignore[untyped-decorator]
     def probe(assignment: dict[str, Any]) -> dict[str, str]:
-        result = execute(Assignment.model_validate(assignment))
+        result = execute(clients(), settings, Assignment.model_validate(assignment))
         # The full result travels through kdoctor's own hash; the chord only needs to know it ended.
         return {"node": result.node, "status": result.status}

@@ -30,16 +30,13 @@ from celery.schedules import schedule as every
 from redbeat import RedBeatSchedulerEntry
 from redbeat.schedulers import ensure_conf
 
-from kdoctor.reports import rounds
 from kdoctor.specs import schedule as schedule_forms
 from kdoctor.specs.loading import SpecModel
-from kdoctor.tasks.celery import BEAT_KEY_PREFIX, FIRE
-from kdoctor.workers.queues import COORDINATOR_QUEUE
+from kdoctor.specs.rounds import Job
+from kdoctor.store import keys, rounds
+from kdoctor.tasks.names import FIRE
 
 log = logging.getLogger(__name__)
-
-def counter_key(job: str) -> str:
-    return f"kdoctor:job:{job}:fired"
 
 
 @dataclass(frozen=True)
@@ -73,13 +70,13 @@ def _celery_schedule(text: str, added: datetime) -> tuple[Any, datetime | None]:
                    day_of_week=weekday), added
 
 
-def add(app: Celery, client: redis.Redis, job: rounds.Job, spec: SpecModel) -> None:
+def add(app: Celery, client: redis.Redis, job: Job, spec: SpecModel) -> None:
     """Install the beat entry of a scheduled job."""
     ensure_conf(app)
     now = datetime.now(UTC)
     sched, last_run_at = _celery_schedule(spec.spec.schedule.schedule, now)
     entry = RedBeatSchedulerEntry(job.job, FIRE, sched, args=[job.job], app=app,
-                                  options={"queue": COORDINATOR_QUEUE})
+                                  options={"queue": keys.COORDINATOR_QUEUE})
     entry.last_run_at = last_run_at
     entry.save()
 
@@ -98,7 +95,7 @@ def list_all(app: Celery, client: redis.Redis) -> list[ScheduleInfo]:
     """Every installed schedule, soonest first."""
     ensure_conf(app)
     found = []
-    for key in client.zrange(BEAT_KEY_PREFIX + ":schedule", 0, -1):
+    for key in client.zrange(keys.BEAT_SCHEDULE, 0, -1):
         try:
             entry = RedBeatSchedulerEntry.from_key(str(key), app=app)
         except KeyError:
@@ -110,7 +107,7 @@ def list_all(app: Celery, client: redis.Redis) -> list[ScheduleInfo]:
         due = entry.due_at
         found.append(ScheduleInfo(
             job=job.job, kind=job.kind, name=job.name, schedule=str(spec_schedule.get("schedule", "")),
-            rounds=int(spec_schedule.get("roundNumber", 1)), fired=int(client.get(counter_key(job.job)) or 0),
+            rounds=int(spec_schedule.get("roundNumber", 1)), fired=rounds.fired(client, job.job),
             next_at=due.astimezone(UTC) if due else None))
     return sorted(found, key=lambda s: s.next_at or datetime.max.replace(tzinfo=UTC))
 
@@ -125,8 +122,7 @@ def next_round(app: Celery, client: redis.Redis, job_id: str) -> int | None:
         remove(app, client, job_id)
         return None
     limit = int(job.spec.get("spec", {}).get("schedule", {}).get("roundNumber", 1))
-    number = int(client.incr(counter_key(job_id)))
-    client.expire(counter_key(job_id), 400 * 86400)
+    number = rounds.next_fire(client, job_id)
     if limit != -1 and number >= limit:
         remove(app, client, job_id)
     if limit != -1 and number > limit:

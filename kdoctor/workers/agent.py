@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import socket
 import sys
@@ -51,12 +50,11 @@ class AgentStats:
 
 
 class _AgentProtocol(asyncio.Protocol):
-    __slots__ = ("delay", "ok_body", "parser", "peer", "stats", "transport", "url")
+    __slots__ = ("ok_body", "parser", "peer", "stats", "transport", "url")
 
-    def __init__(self, stats: AgentStats, ok_body: bytes, delay: float) -> None:
+    def __init__(self, stats: AgentStats, ok_body: bytes) -> None:
         self.stats = stats
         self.ok_body = ok_body
-        self.delay = delay
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
         self.url = b""
@@ -95,7 +93,7 @@ class _AgentProtocol(asyncio.Protocol):
             # Only probe traffic is counted, so the counts compare exactly with what probes sent.
             self.stats.requests += 1
             self.stats.by_peer[self.peer] += 1
-            delay = self.delay + _delay_of(url)
+            delay = _delay_of(url)
             if delay > 0:
                 asyncio.get_running_loop().call_later(delay, self._write, 200, self.ok_body, keep)
             else:
@@ -125,7 +123,7 @@ def _delay_of(url: bytes) -> float:
 
 
 async def start_servers(
-    node: str, addresses: Sequence[str], port: int, delay: float = 0.0
+    node: str, addresses: Sequence[str], port: int
 ) -> tuple[list[asyncio.Server], int, AgentStats]:
     """Listen on every address, on one port (chosen by the first bind when ``port`` is 0)."""
     loop = asyncio.get_running_loop()
@@ -134,7 +132,7 @@ async def start_servers(
     servers = []
     for address in addresses:
         server = await loop.create_server(
-            lambda: _AgentProtocol(stats, ok_body, delay), host=address, port=port, reuse_address=True,
+            lambda: _AgentProtocol(stats, ok_body), host=address, port=port, reuse_address=True,
             backlog=4096,
         )
         servers.append(server)
@@ -151,15 +149,13 @@ def serve(node: str, addresses: Sequence[str], port: int, ready: Connection | No
     lifetime.die_with_parent()
     import uvloop
 
-    delay = float(os.environ.get("KDOCTOR_AGENT_DELAY_MS", "0") or 0) / 1000.0
-
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, stop.set)
         loop.add_signal_handler(signal.SIGINT, stop.set)
         try:
-            servers, bound, _ = await start_servers(node, addresses, port, delay)
+            servers, bound, _ = await start_servers(node, addresses, port)
         except OSError as exc:
             if ready is not None:
                 ready.send(("error", f"agent cannot listen on {list(addresses)} port {port}: {exc}"))

@@ -9,15 +9,15 @@ from __future__ import annotations
 import os
 import tempfile
 
-from kdoctor.connections import ping, redis_client
 from kdoctor.settings import Settings
+from kdoctor.store.connection import ping, redis_client
+from kdoctor.tasks.app import build_app
 
 
 def run_beat(settings: Settings) -> int:
     """Run beat until stopped; returns the exit code."""
-    os.environ.update(settings.as_env())
     ping(redis_client(settings), settings)
-    from kdoctor.tasks.worker_app import app
+    app = build_app(settings)
 
     # Beat wants a pid/schedule file location even though redbeat keeps its state in Redis.
     workdir = tempfile.mkdtemp(prefix="kdoctor-beat-")

@@ -13,11 +13,13 @@ import os
 import socket
 
 from kdoctor import __version__
-from kdoctor.connections import ping, redis_client
-from kdoctor.inventory import registry
 from kdoctor.settings import Settings
+from kdoctor.store import nodes as registry
+from kdoctor.store.connection import ping, redis_client
+from kdoctor.store.keys import COORDINATOR_QUEUE
+from kdoctor.tasks import coordinator
+from kdoctor.tasks.app import build_app
 from kdoctor.workers.heartbeat import Heartbeat
-from kdoctor.workers.queues import COORDINATOR_QUEUE
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +30,6 @@ SWEEP_INTERVAL = 0.25
 
 def run_coordinator(settings: Settings, concurrency: int = 4) -> int:
     """Run the coordinator until stopped; returns the process exit code."""
-    os.environ.update(settings.as_env())
     client = redis_client(settings)
     ping(client, settings)
     ident = f"{socket.gethostname()}-{os.getpid()}"
@@ -37,8 +38,7 @@ def run_coordinator(settings: Settings, concurrency: int = 4) -> int:
     beat = Heartbeat(lambda: registry.coordinator_beat(client, ident, info), settings.heartbeat_seconds,
                      "coordinator-heartbeat").start()
 
-    from kdoctor.tasks import coordinator
-    from kdoctor.tasks.worker_app import app
+    app = build_app(settings)
 
     def sweep() -> None:
         coordinator.sweep(client, settings)

@@ -7,10 +7,10 @@ stay unauthenticated (Flower's design), so bind it to a private address.
 
 from __future__ import annotations
 
-import os
-
 from kdoctor.errors import SetupError
 from kdoctor.settings import Settings
+from kdoctor.store.connection import ping, redis_client
+from kdoctor.tasks.app import build_app
 
 
 def run_flower(settings: Settings, basic_auth: str, address: str, port: int) -> int:
@@ -21,9 +21,8 @@ def run_flower(settings: Settings, basic_auth: str, address: str, port: int) -> 
             "Flower needs authentication: give --basic-auth USER:PASSWORD (or KDOCTOR_FLOWER_BASIC_AUTH); "
             "kdoctor does not run Flower open"
         )
-    os.environ.update(settings.as_env())
-    from kdoctor.tasks.worker_app import app
-
+    ping(redis_client(settings), settings)  # a clear error now, not Flower retrying forever
+    app = build_app(settings)
     code = app.start(argv=[
         "flower", f"--basic-auth={','.join(users)}", f"--address={address}", f"--port={port}",
         # Flower's refresh inspects every worker; 1 s is too short for a thousand nodes.

@@ -1,4 +1,5 @@
-"""Who this node is: the addresses its agent listens on and advertises, and its labels."""
+"""Who this node is: the addresses its agent listens on and advertises, its labels, and the name
+its Celery worker goes by."""
 
 from __future__ import annotations
 
@@ -47,3 +48,8 @@ def parse_labels(text: str) -> dict[str, str]:
             raise ValueError(f"label {item!r} must look like key=value")
         labels[key] = value
     return labels
+
+
+def worker_hostname(node: str) -> str:
+    """The Celery hostname of a node's worker, as Flower shows it."""
+    return f"kdoctor@{node}"

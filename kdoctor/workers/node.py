@@ -9,10 +9,15 @@ The process tree of a node::
 The registry entry is first written when Celery reports the worker ready, that is once the agent
 listens and the node queue is consumed (so no node is expected to answer before it can), then
 refreshed by a heartbeat thread, and marked stopped as soon as a shutdown begins.
+
+The settings (the node name included) reach the pool children inside the app they inherit by
+fork (:func:`kdoctor.tasks.app.build_app`); Celery's ``worker_process_init`` hook only ties each
+child's life to this process.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import multiprocessing
 import os
@@ -21,16 +26,20 @@ import socket
 import time
 from dataclasses import dataclass, field
 
-from kdoctor import __version__, clock
-from kdoctor.clock import broker_now
-from kdoctor.connections import ping, redis_client
+from celery.signals import worker_process_init, worker_ready, worker_shutting_down
+
+from kdoctor import __version__
 from kdoctor.errors import SetupError
-from kdoctor.inventory import registry
 from kdoctor.settings import Settings
 from kdoctor.specs.nodes import NodeInfo
-from kdoctor.workers import agent, identity
+from kdoctor.store import clock
+from kdoctor.store import nodes as registry
+from kdoctor.store.clock import broker_now
+from kdoctor.store.connection import ping, redis_client
+from kdoctor.store.keys import check_node_name, node_queue
+from kdoctor.tasks.app import build_app
+from kdoctor.workers import agent, identity, lifetime
 from kdoctor.workers.heartbeat import Heartbeat
-from kdoctor.workers.queues import check_node_name, node_queue, worker_hostname
 
 log = logging.getLogger(__name__)
 
@@ -71,10 +80,10 @@ def run_worker(settings: Settings, options: WorkerOptions) -> int:
     node = check_node_name(options.node)
     addresses = options.addresses or identity.detect_addresses()
     ipv4, ipv6 = identity.split_families(addresses)
+    settings = dataclasses.replace(settings, node_name=node)  # probes refuse work misrouted to this node
     client = redis_client(settings)
     ping(client, settings)
-    os.environ.update(settings.as_env())  # the Celery app and pool children read the environment
-    os.environ["KDOCTOR_NODE_NAME"] = node  # pool children read it to refuse misrouted work
+    app = build_app(settings)
     agent_process, port = start_agent(node, addresses, options.agent_port)
     info = NodeInfo(
         name=node, ipv4=ipv4, ipv6=ipv6, agent_port=port, labels=options.labels,
@@ -100,15 +109,12 @@ def run_worker(settings: Settings, options: WorkerOptions) -> int:
     # Until Celery installs its own handler, SIGTERM must still unwind through `finally`.
     signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
-        from celery.signals import worker_ready, worker_shutting_down
-
-        from kdoctor.tasks.worker_app import app
-
         worker_ready.connect(ready, weak=False)
         worker_shutting_down.connect(shutting_down, weak=False)
+        worker_process_init.connect(_bind_child, weak=False)
         code = app.start(argv=[
             "worker",
-            "--hostname", worker_hostname(node),
+            "--hostname", identity.worker_hostname(node),
             "--queues", node_queue(node),
             "--pool", "prefork",
             "--concurrency", str(options.concurrency),
@@ -132,3 +138,9 @@ def run_worker(settings: Settings, options: WorkerOptions) -> int:
 
 def _exit_on_signal(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)
+
+
+def _bind_child(**_: object) -> None:
+    # A pool child must not outlive its worker: an orphan finishing a probe would report for a
+    # node that is already dead.
+    lifetime.die_with_parent()

@@ -16,12 +16,13 @@ from typing import Any
 import pytest
 import uvloop
 
-from kdoctor.localcluster import free_port
-from kdoctor.localnginx import Nginx
+from kdoctor.local.nginx import Nginx
+from kdoctor.local.ports import free_port
 from kdoctor.probes import apphttp
+from kdoctor.probes.kinds import NodeContext
 from kdoctor.probes.measure import GeneratorMonitor
 from kdoctor.specs import AppHttpHealthy, load_spec, spec_json
-from kdoctor.specs.plan import Assignment, InventoryView
+from kdoctor.specs.plan import Assignment, InventoryView, RoundContext
 from kdoctor.specs.results import NodeResult, TargetResult
 from tests.servers.certs import Pki, make_pki
 from tests.servers.h2server import H2Server
@@ -42,9 +43,12 @@ def spec(host: str, *, qps: int = 50, duration: int = 1, timeout_ms: int = 1000,
     return loaded
 
 
+NODE = NodeContext(name="local", data_dir="/nonexistent", resolv_conf="/etc/resolv.conf")
+
+
 def probe(doc: AppHttpHealthy) -> NodeResult:
     """Run the probe as a node does and return its result."""
-    targets, _ = apphttp.plan(doc, None, InventoryView())  # type: ignore[arg-type]
+    targets, _ = apphttp.plan(doc, None, RoundContext(InventoryView()))  # type: ignore[arg-type]
     now = time.time()
     assignment = Assignment(round_id="r", job="j", round=1, kind=doc.kind, name=doc.name, spec=spec_json(doc),
                             node="local", targets=targets, start_at=now, deadline=now + 60)
@@ -52,7 +56,7 @@ def probe(doc: AppHttpHealthy) -> NodeResult:
     async def main() -> NodeResult:
         monitor = GeneratorMonitor()
         monitor.start()
-        return await apphttp.run(assignment, doc, time.perf_counter() + 0.05, monitor)
+        return await apphttp.run(assignment, doc, time.perf_counter() + 0.05, monitor, NODE)
 
     return uvloop.run(main())
 

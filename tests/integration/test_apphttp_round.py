@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from kdoctor.api import Client
-from kdoctor.localcluster import LocalCluster
-from kdoctor.localnginx import Nginx
+from kdoctor.local.cluster import LocalCluster
+from kdoctor.local.nginx import Nginx
 
 QPS, DURATION = 30, 2
 

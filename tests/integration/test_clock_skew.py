@@ -12,7 +12,7 @@ from collections.abc import Callable
 import pytest
 
 from kdoctor.api import Client
-from kdoctor.localcluster import LocalCluster
+from kdoctor.local.cluster import LocalCluster
 from tests.conftest import cli_env
 from tests.integration.test_rounds import QPS, netreach
 

@@ -10,7 +10,7 @@ from typing import Any
 from rich.console import Console
 
 from kdoctor.api import Client
-from kdoctor.localcluster import LocalCluster
+from kdoctor.local.cluster import LocalCluster
 from kdoctor.reports import render
 
 NODES = ["node-1", "node-2", "node-3"]
@@ -32,7 +32,7 @@ def cluster_with_data_dirs(make_cluster: Callable[..., LocalCluster], tmp_path: 
     for node in NODES:
         dirs[node] = tmp_path / node
         dirs[node].mkdir()
-        cluster.start_worker(node, extra_env={"KDOCTOR_DATA_DIR": str(dirs[node])})
+        cluster.start_worker(node, data_dir=str(dirs[node]))
     cluster.wait_ready(NODES)
     return dirs
 

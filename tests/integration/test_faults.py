@@ -8,7 +8,8 @@ from collections.abc import Iterator
 import pytest
 
 from kdoctor.api import Client, WaitTimeout
-from kdoctor.localcluster import LocalCluster, RedisServer
+from kdoctor.local.cluster import LocalCluster
+from kdoctor.local.redisserver import RedisServer
 from kdoctor.settings import Settings
 from tests.conftest import FAST_ENV
 from tests.integration.test_rounds import netreach
@@ -25,7 +26,7 @@ def own_redis() -> Iterator[RedisServer]:
 def test_redis_restart_mid_round_then_recovery(own_redis: RedisServer) -> None:
     url = own_redis.url()
     settings = Settings.from_env({**FAST_ENV, "KDOCTOR_BROKER_URL": url})
-    with LocalCluster(url, env=FAST_ENV) as cluster, Client(settings=settings) as client:
+    with LocalCluster(settings) as cluster, Client(settings=settings) as client:
         cluster.start(2)
         cluster.wait_ready(["node-1", "node-2"])
         job = client.submit(netreach(duration=3))

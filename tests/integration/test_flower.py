@@ -9,7 +9,7 @@ import time
 import urllib.error
 import urllib.request
 
-from kdoctor.localcluster import free_port
+from kdoctor.local.ports import free_port
 from tests.conftest import cli_env
 
 

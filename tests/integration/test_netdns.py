@@ -15,16 +15,18 @@ import pytest
 import uvloop
 
 from kdoctor.api import Client
-from kdoctor.localcluster import LocalCluster
-from kdoctor.localdns import DOMAIN, HOSTS, Dnsmasq, Unbound
+from kdoctor.local.cluster import LocalCluster
+from kdoctor.local.dnsmasq import DOMAIN, HOSTS, Dnsmasq
 from kdoctor.probes import netdns
+from kdoctor.probes.kinds import NodeContext
 from kdoctor.probes.measure import GeneratorMonitor
 from kdoctor.specs import load_spec, load_text
 from kdoctor.specs.netdns import Netdns
 from kdoctor.specs.nodes import NodeInfo
-from kdoctor.specs.plan import Assignment, InventoryView
+from kdoctor.specs.plan import Assignment, InventoryView, RoundContext
 from kdoctor.specs.results import NodeResult
 from tests.conftest import cli_env
+from tests.servers.unbound import Unbound
 
 WWW = f"www.{DOMAIN}"
 
@@ -52,10 +54,10 @@ def spec(server: str, port: int, *, qps: int = 200, duration: int = 1, protocol:
     return loaded
 
 
-def run_node(document: Netdns) -> NodeResult:
+def run_node(document: Netdns, resolv_conf: str = "/etc/resolv.conf") -> NodeResult:
     """Plan and run one node's Netdns probe in this process, as a worker would."""
     node = NodeInfo(name="node-1")
-    targets, warnings = netdns.plan(document, node, InventoryView(expected=[node], live=["node-1"]))
+    targets, warnings = netdns.plan(document, node, RoundContext(InventoryView(expected=[node], live=["node-1"])))
     assignment = Assignment(round_id="r", job="j", round=1, kind="Netdns", name="dns",
                             spec=document.model_dump(mode="json", by_alias=True), node="node-1",
                             targets=targets, start_at=time.time(), deadline=time.time() + 60,
@@ -64,7 +66,8 @@ def run_node(document: Netdns) -> NodeResult:
     async def go() -> NodeResult:
         monitor = GeneratorMonitor()
         monitor.start()
-        return await netdns.run(assignment, document, time.perf_counter(), monitor)
+        node_ctx = NodeContext(name="node-1", data_dir="/nonexistent", resolv_conf=resolv_conf)
+        return await netdns.run(assignment, document, time.perf_counter(), monitor, node_ctx)
 
     return uvloop.run(go())
 
@@ -154,7 +157,7 @@ def test_a_server_that_drops_queries_times_out_counted(protocol: str) -> None:
 
 
 def test_a_closed_port_is_reported_refused() -> None:
-    from kdoctor.localdns import free_dns_port
+    from kdoctor.local.dnsmasq import free_dns_port
 
     result = run_node(spec("127.0.0.1", free_dns_port(), qps=20, request={"perRequestTimeoutInMS": 100}))
     [target] = result.targets
@@ -162,7 +165,7 @@ def test_a_closed_port_is_reported_refused() -> None:
     assert target.errors.get("refused", 0) > 0
 
 
-def test_resolv_conf_nameservers(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_resolv_conf_nameservers(tmp_path: Any) -> None:
     resolv = tmp_path / "resolv.conf"
     resolv.write_text("# comment\nsearch svc.cluster.local\nnameserver 127.0.0.1\nnameserver fe80::1%eth0\n"
                       "nameserver not-an-address\noptions ndots:5\n")
@@ -172,13 +175,12 @@ def test_resolv_conf_nameservers(tmp_path: Any, monkeypatch: pytest.MonkeyPatch)
                                                             "serviceName": "kube-dns"}}}})
     assert isinstance(document, Netdns)
     node = NodeInfo(name="n")
-    targets, warnings = netdns.plan(document, node, InventoryView(expected=[node], live=["n"]))
+    targets, warnings = netdns.plan(document, node, RoundContext(InventoryView(expected=[node], live=["n"])))
     assert [(t.family, t.extra["queryType"]) for t in targets] == [(4, "A"), (6, "AAAA")]
     assert warnings and "serviceName" in warnings[0]
     empty = tmp_path / "empty.conf"
     empty.write_text("search x\n")
-    monkeypatch.setenv("KDOCTOR_RESOLV_CONF", str(empty))
-    result = run_node(document)
+    result = run_node(document, resolv_conf=str(empty))
     assert result.status == "failed"
     assert all("names no nameserver" in t.reason for t in result.targets)
 

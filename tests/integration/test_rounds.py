@@ -14,7 +14,7 @@ import pytest
 import redis
 
 from kdoctor.api import Client
-from kdoctor.localcluster import LocalCluster
+from kdoctor.local.cluster import LocalCluster
 from kdoctor.specs import Report
 from tests.conftest import DATA, cli_env
 

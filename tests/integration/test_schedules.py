@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 
 from kdoctor.api import Client
-from kdoctor.localcluster import LocalCluster
+from kdoctor.local.cluster import LocalCluster
 
 
 def scheduled(rounds: int, every: str = "0s 2s") -> dict[str, object]:

@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from kdoctor.api import Client
-from kdoctor.localcluster import LocalCluster, RedisServer, free_port
+from kdoctor.local.cluster import LocalCluster
+from kdoctor.local.ports import free_port
+from kdoctor.local.redisserver import RedisServer
 from kdoctor.settings import Settings
 from tests.conftest import FAST_ENV, cli_env
 from tests.integration.test_rounds import netreach
@@ -39,12 +41,12 @@ def tls_redis(pki: Pki) -> Iterator[tuple[RedisServer, int]]:
 def test_round_over_tls_with_a_password(tls_redis: tuple[RedisServer, int], pki: Pki) -> None:
     _, tls_port = tls_redis
     url = f"rediss://:{PASSWORD}@127.0.0.1:{tls_port}/5"
-    env = {**FAST_ENV, "KDOCTOR_REDIS_CA_FILE": str(pki.ca)}
-    cluster = LocalCluster(url, env=env)
+    settings = Settings.from_env({**FAST_ENV, "KDOCTOR_REDIS_CA_FILE": str(pki.ca), "KDOCTOR_BROKER_URL": url})
+    cluster = LocalCluster(settings)
     try:
         cluster.start(2)
         cluster.wait_ready(["node-1", "node-2"])
-        with Client(settings=Settings.from_env({**env, "KDOCTOR_BROKER_URL": url})) as client:
+        with Client(settings=settings) as client:
             report = client.submit(netreach("secure", duration=1)).wait(timeout=60)
     finally:
         cluster.close()
@@ -75,7 +77,7 @@ def test_wrong_password_or_ca_is_exit_2_with_the_url_masked(
 def test_password_is_not_in_the_worker_registry_or_logs(tls_redis: tuple[RedisServer, int], tmp_path: Path) -> None:
     server, _ = tls_redis
     url = server.url(6)
-    cluster = LocalCluster(url, env=dict(FAST_ENV), log_dir=tmp_path)
+    cluster = LocalCluster(Settings.from_env({**FAST_ENV, "KDOCTOR_BROKER_URL": url}), log_dir=tmp_path)
     try:
         cluster.start(1)
         cluster.wait_ready(["node-1"])

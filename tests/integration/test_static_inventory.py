@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from kdoctor.api import Client
-from kdoctor.localcluster import LocalCluster
+from kdoctor.local.cluster import LocalCluster
 from kdoctor.settings import Settings
 from tests.conftest import FAST_ENV, cli_env
 

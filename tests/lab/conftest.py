@@ -68,7 +68,7 @@ def _lab(nodes: int, net_offset: int) -> Iterator[Lab]:
     # Own prefix, subnet and state directory: never touches a lab someone runs by hand.
     config = LabConfig(prefix=f"kdt{os.getpid()}n{nodes}", net=(100 + os.getpid() + net_offset) % 150 + 100,
                        nodes=nodes, lab_dir=tempfile.mkdtemp(prefix="kdoctor-labtest-"))
-    state = lab.up(config, env=FAST_ENV, timeout=120)
+    state = lab.up(config, Settings.from_env(FAST_ENV), timeout=120)
     try:
         yield Lab(state)
     finally:

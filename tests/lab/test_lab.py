@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from kdoctor.inventory import registry
 from kdoctor.lab import lab, processes
 from kdoctor.specs.results import Report
+from kdoctor.store import nodes as registry
 from tests.lab.conftest import Lab
 
 pytestmark = pytest.mark.lab

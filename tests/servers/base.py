@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable
 from types import TracebackType
 
-from kdoctor.localcluster import free_port
+from kdoctor.local.ports import free_port
 
 
 class ThreadedServer:

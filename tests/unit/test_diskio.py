@@ -14,6 +14,7 @@ import pytest
 
 from kdoctor.errors import ProbeError, SpecError
 from kdoctor.probes import diskio, diskplace
+from kdoctor.probes.kinds import NodeContext
 from kdoctor.probes.measure import GeneratorMonitor
 from kdoctor.specs import load_spec
 from kdoctor.specs.diskio import DiskExpect, DiskIO
@@ -35,14 +36,17 @@ def spec(directory: str = "disk", profiles: list[str] | None = None, **request: 
     return model
 
 
-def run(model: DiskIO, data_dir: Path, monkeypatch: pytest.MonkeyPatch, timeout: float | None = None) -> NodeResult:
-    monkeypatch.setenv("KDOCTOR_DATA_DIR", str(data_dir))
+def node(data_dir: Path) -> NodeContext:
+    return NodeContext(name="n", data_dir=str(data_dir), resolv_conf="/etc/resolv.conf")
+
+
+def run(model: DiskIO, data_dir: Path, timeout: float | None = None) -> NodeResult:
     assignment = Assignment(round_id="r", job="j", round=1, kind="DiskIO", name="disk", spec={}, node="n",
                             start_at=0, deadline=0)
 
     async def go() -> NodeResult:
         return await asyncio.wait_for(
-            diskio.run(assignment, model, time.perf_counter(), GeneratorMonitor()), timeout)
+            diskio.run(assignment, model, time.perf_counter(), GeneratorMonitor(), node(data_dir)), timeout)
 
     return asyncio.run(go())
 
@@ -53,8 +57,8 @@ def everything_under(path: Path) -> list[str]:
 
 @pytest.mark.parametrize("direct", [True, False])
 def test_every_profile_does_what_it_reports_and_leaves_nothing(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, direct: bool) -> None:
-    result = run(spec("a/b", directIO=direct), tmp_path, monkeypatch)
+        tmp_path: Path, direct: bool) -> None:
+    result = run(spec("a/b", directIO=direct), tmp_path)
     assert result.status == "passed", result.reason
     by_name = {p.name: p for p in result.profiles}
     assert list(by_name) == ["etcd", "seqWrite", "seqRead", "randRead/qd1", "randRead/qd4",
@@ -85,13 +89,13 @@ def test_every_profile_does_what_it_reports_and_leaves_nothing(
     assert everything_under(tmp_path) == []
 
 
-def test_cancelled_run_removes_its_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cancelled_run_removes_its_files(tmp_path: Path) -> None:
     with pytest.raises(TimeoutError):
-        run(spec(profiles=["etcd"], sizeInMiB=22, durationInSecond=60), tmp_path, monkeypatch, timeout=0.3)
+        run(spec(profiles=["etcd"], sizeInMiB=22, durationInSecond=60), tmp_path, timeout=0.3)
     assert everything_under(tmp_path) == []
 
 
-def test_files_of_a_killed_run_are_swept_at_the_next_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_files_of_a_killed_run_are_swept_at_the_next_run(tmp_path: Path) -> None:
     import signal
     import socket
     import subprocess
@@ -115,15 +119,15 @@ def test_files_of_a_killed_run_are_swept_at_the_next_run(tmp_path: Path, monkeyp
     for name in (live, other_host):
         (tmp_path / "disk" / name).write_bytes(b"x")
 
-    result = run(spec(profiles=["etcd"]), tmp_path, monkeypatch)
+    result = run(spec(profiles=["etcd"]), tmp_path)
 
     assert result.status == "passed", result.reason
     assert sorted(os.listdir(tmp_path / "disk")) == sorted([live, other_host])
     assert any("removed 1 test file(s)" in w and orphan in w for w in result.warnings), result.warnings
 
 
-def test_duration_cuts_a_profile_short_and_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    result = run(spec(profiles=["etcd"], sizeInMiB=22, durationInSecond=1), tmp_path, monkeypatch)
+def test_duration_cuts_a_profile_short_and_says_so(tmp_path: Path) -> None:
+    result = run(spec(profiles=["etcd"], sizeInMiB=22, durationInSecond=1), tmp_path)
     (etcd,) = result.profiles
     if etcd.complete:  # a disk that syncs 10,000 times a second finishes anyway
         pytest.skip("the disk finished 22 MiB of synced writes within 1 s")
@@ -136,7 +140,7 @@ def test_dotdot_is_refused_by_the_spec(directory: str) -> None:
         spec(directory)
 
 
-def test_escapes_are_refused_before_anything_is_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_escapes_are_refused_before_anything_is_written(tmp_path: Path) -> None:
     data, outside = tmp_path / "data", tmp_path / "outside"
     data.mkdir()
     outside.mkdir()
@@ -144,10 +148,10 @@ def test_escapes_are_refused_before_anything_is_written(tmp_path: Path, monkeypa
     (data / "real").mkdir()
     (data / "real" / "deeper").symlink_to(outside)
     with pytest.raises(ProbeError, match="outside this worker's data directory"):
-        run(spec(str(outside)), data, monkeypatch)
+        run(spec(str(outside)), data)
     for escape in ("link", "link/sub", "real/deeper"):
         with pytest.raises(ProbeError, match="symlink"):
-            run(spec(escape), data, monkeypatch)
+            run(spec(escape), data)
     # The place itself refuses '..' even if a spec bypassed validation.
     with pytest.raises(ProbeError, match=r"'\.\.'"):
         diskplace.open_place(str(data), "../outside")
@@ -155,21 +159,21 @@ def test_escapes_are_refused_before_anything_is_written(tmp_path: Path, monkeypa
     assert everything_under(data) == ["link", "real", "real/deeper"]
 
 
-def test_absolute_path_inside_the_data_directory_is_accepted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    result = run(spec(str(tmp_path / "inside"), profiles=["seqWrite"]), tmp_path, monkeypatch)
+def test_absolute_path_inside_the_data_directory_is_accepted(tmp_path: Path) -> None:
+    result = run(spec(str(tmp_path / "inside"), profiles=["seqWrite"]), tmp_path)
     assert result.status == "passed", result.reason
     assert result.profiles[0].directory == str(tmp_path.resolve() / "inside")
 
 
-def test_missing_data_directory_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_data_directory_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ProbeError, match="--data-dir"):
-        run(spec(), tmp_path / "nope", monkeypatch)
+        run(spec(), tmp_path / "nope")
 
 
-def test_too_small_free_space_margin_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_too_small_free_space_margin_is_refused(tmp_path: Path) -> None:
     free_mib = diskplace.open_place(str(tmp_path), ".").free_bytes() // MIB
     with pytest.raises(ProbeError, match=r"not enough free space.*request\.freeSpaceMarginInMiB"):
-        run(spec(freeSpaceMarginInMiB=free_mib), tmp_path, monkeypatch)
+        run(spec(freeSpaceMarginInMiB=free_mib), tmp_path)
     assert everything_under(tmp_path) == []
 
 
@@ -229,17 +233,16 @@ def test_filesystem_type_is_found() -> None:
 
 
 def test_a_refused_directory_ends_as_an_error_node_with_the_reason(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path) -> None:
     from kdoctor.probes.runner import run_assignment
     from kdoctor.specs.loading import spec_json
 
-    monkeypatch.setenv("KDOCTOR_DATA_DIR", str(tmp_path / "data"))
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "out").symlink_to(tmp_path)
     now = time.time()
     result = run_assignment(Assignment(
         round_id="r", job="j", round=1, kind="DiskIO", name="disk", spec=spec_json(spec("out")), node="n",
-        start_at=now, deadline=now + 30))
+        start_at=now, deadline=now + 30), node(tmp_path / "data"))
     assert result.status == "error"
     assert "symlink" in result.reason and result.profiles == []
     assert everything_under(tmp_path) == ["data", "data/out"]

@@ -6,8 +6,8 @@ from html.parser import HTMLParser
 
 from kdoctor.reports.html import to_html
 from kdoctor.reports.merge import build_report
-from kdoctor.reports.rounds import RoundState
 from kdoctor.specs.results import DiskProfileResult, NodeResult, TargetResult
+from kdoctor.specs.rounds import RoundState
 
 
 class _Collect(HTMLParser):

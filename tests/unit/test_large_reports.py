@@ -8,8 +8,8 @@ from rich.console import Console
 from kdoctor.reports.html import to_html
 from kdoctor.reports.merge import build_report
 from kdoctor.reports.render import TABLE_MAX_ROWS, print_report
-from kdoctor.reports.rounds import RoundState
 from kdoctor.specs.results import NodeResult, TargetResult
+from kdoctor.specs.rounds import RoundState
 
 N, K, BROKEN = 60, 10, "node-8"
 

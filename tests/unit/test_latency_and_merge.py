@@ -9,10 +9,10 @@ import pytest
 
 from kdoctor.probes.judge import judge_target, node_verdict
 from kdoctor.reports.merge import build_report
-from kdoctor.reports.rounds import RoundState
 from kdoctor.specs.common import Expect
 from kdoctor.specs.latency import Latency
 from kdoctor.specs.results import LatencyMs, NodeResult, TargetResult
+from kdoctor.specs.rounds import RoundState
 
 
 def _latency(samples: list[float]) -> Latency:

@@ -1,52 +1,33 @@
-"""Imports flow one way (DESIGN.md §6): probes never import Celery, only inventory talks to
-Kubernetes, specs import nothing of kdoctor but specs and errors; the public API is curated."""
+"""The public API is curated, and importing it loads no probe engine (kinds are imported when
+used). Import direction itself is checked by import-linter's contracts (pyproject.toml), which
+./scripts/test runs."""
 
 from __future__ import annotations
 
-import ast
-from pathlib import Path
+import subprocess
+import sys
 
 import kdoctor.api
-
-PACKAGE = Path(kdoctor.api.__file__).parent.parent
-
-
-def _imports(path: Path) -> set[str]:
-    names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            names.add(node.module)
-    return names
-
-
-def _modules(sub: str) -> list[Path]:
-    return sorted((PACKAGE / sub).rglob("*.py"))
-
-
-def test_probes_and_reports_never_import_celery() -> None:
-    for sub in ("probes", "reports", "specs", "inventory"):
-        for path in _modules(sub):
-            bad = {n for n in _imports(path) if n == "celery" or n.startswith(("celery.", "kdoctor.tasks"))}
-            assert not bad, f"{path} imports {bad}"
-
-
-def test_only_inventory_imports_kubernetes() -> None:
-    for path in PACKAGE.rglob("*.py"):
-        if "inventory" in path.parts:
-            continue
-        bad = {n for n in _imports(path) if n == "kubernetes" or n.startswith("kubernetes.")}
-        assert not bad, f"{path} imports {bad}"
-
-
-def test_specs_depend_on_nothing_above_them() -> None:
-    for path in _modules("specs"):
-        for name in _imports(path):
-            if name.startswith("kdoctor."):
-                assert name.startswith(("kdoctor.specs", "kdoctor.errors")), f"{path} imports {name}"
+from kdoctor.probes import kinds
 
 
 def test_public_api_is_exactly_the_curated_list() -> None:
-    public = {n for n in dir(kdoctor.api) if not n.startswith("_")} - {"client"}
+    public = {n for n in dir(kdoctor.api) if not n.startswith("_")} - {"client", "boundary"}
     assert set(kdoctor.api.__all__) == public
+
+
+def test_importing_the_api_loads_no_engine() -> None:
+    engines = ("h2", "dns", "httptools", "uvloop", "kdoctor.probes.http1", "kdoctor.probes.netreach")
+    code = ("import sys, kdoctor.api; "
+            f"print(','.join(m for m in {engines!r} if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == ""
+
+
+def test_a_kind_is_imported_when_first_used() -> None:
+    code = ("import sys; from kdoctor.probes import kinds; kinds.check('Netdns'); a = 'dns' in sys.modules; "
+            "kinds.get('Netdns'); print(a, 'dns' in sys.modules, 'h2' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["False", "True", "False"]
+    assert kinds.get("DiskIO").name == "DiskIO"
+    assert sorted(kinds.names()) == ["AppHttpHealthy", "DiskIO", "NetReach", "Netdns"]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from kdoctor.errors import SpecError
-from kdoctor.inventory import static, view
+from kdoctor.inventory import static
 from kdoctor.probes import netreach
 from kdoctor.reports.blame import describe, suspects
 from kdoctor.reports.matrix import build_matrix
@@ -17,7 +17,7 @@ from kdoctor.specs.loading import validate
 from kdoctor.specs.mesh import Mesh, peers, rounds_to_cover
 from kdoctor.specs.netreach import NetReach
 from kdoctor.specs.nodes import NodeInfo
-from kdoctor.specs.plan import InventoryView, Services
+from kdoctor.specs.plan import InventoryView, RoundContext, Services
 from kdoctor.specs.results import MatrixCell, NodeResult, TargetResult
 
 
@@ -58,12 +58,12 @@ def test_full_mesh_at_or_below_the_limit() -> None:
     assert all(len(peers(_names(21), s, Mesh(), 0)) == 10 for s in _names(21))
 
 
-def _view(n: int, rotation: int = 0) -> InventoryView:
+def _view(n: int, rotation: int = 0) -> RoundContext:
     nodes = [NodeInfo(name=f"node-{i}", ipv4=[f"10.0.0.{i}"], ipv6=[f"fd00::{i}"], agent_port=5710,
                       labels={"zone": "a" if i % 2 else "b"}) for i in range(1, n + 1)]
     services = Services(port=80, cluster_ip=["10.96.0.10", "fd00:96::10"], node_port=30710,
                         load_balancer=["10.97.0.10"], ingress=["http://10.0.0.250/x", "http://[fd00::fa]/x"])
-    return InventoryView(expected=nodes, live=[n.name for n in nodes], services=services, rotation=rotation)
+    return RoundContext(InventoryView(expected=nodes, live=[n.name for n in nodes], services=services), rotation)
 
 
 def _spec(target: dict[str, object], mesh: dict[str, int] | None = None) -> NetReach:
@@ -77,28 +77,28 @@ def test_plan_has_every_target_kind_in_both_families() -> None:
     v = _view(3)
     spec = _spec({"endpoint": True, "clusterIP": True, "nodePort": True, "loadBalancer": True,
                   "ingress": True, "ipv4": True, "ipv6": True})
-    targets, warnings = netreach.plan(spec, v.expected[0], v)
+    targets, warnings = netreach.plan(spec, v.inventory.expected[0], v)
     names = {t.name for t in targets}
     assert {"endpoint/ipv4/node-2", "endpoint/ipv6/node-3", "clusterIP/ipv4", "clusterIP/ipv6",
             "loadBalancer/ipv4", "ingress/ipv4", "ingress/ipv6", "nodePort/ipv4/node-1",
             "nodePort/ipv6/node-3"} <= names
     assert not any(t.destination == "node-1" and t.kind == "endpoint" for t in targets)
     assert any("loadBalancer" in w for w in warnings) is False  # the IPv4 address suffices
-    only_v6, _ = netreach.plan(_spec({"ingress": True, "ipv4": False, "ipv6": True}), v.expected[0], v)
+    only_v6, _ = netreach.plan(_spec({"ingress": True, "ipv4": False, "ipv6": True}), v.inventory.expected[0], v)
     assert {t.name for t in only_v6 if t.kind == "ingress"} == {"ingress/ipv6"}
 
 
 def test_plan_follows_the_ring_and_the_source_selector() -> None:
     v = _view(12, rotation=2)
     spec = _spec({"endpoint": True, "nodePort": False, "clusterIP": False}, {"fullMeshMaxNodes": 5, "peers": 3})
-    dests = {t.destination for t in netreach.plan(spec, v.expected[0], v)[0]}
+    dests = {t.destination for t in netreach.plan(spec, v.inventory.expected[0], v)[0]}
     assert len(dests) == 3
     selected = _spec({"sourceNodeSelector": {"matchLabels": {"zone": "a"}}})
-    assert netreach.plan(selected, v.expected[1], v) == ([], [])  # node-2 is zone b
-    assert netreach.plan(selected, v.expected[0], v)[0]
+    assert netreach.plan(selected, v.inventory.expected[1], v) == ([], [])  # node-2 is zone b
+    assert netreach.plan(selected, v.inventory.expected[0], v)[0]
     by_name = _spec({"sourceNodeSelector": {"names": ["node-2"]}})
-    assert netreach.plan(by_name, v.expected[1], v)[0]
-    assert netreach.plan(by_name, v.expected[0], v) == ([], [])
+    assert netreach.plan(by_name, v.inventory.expected[1], v)[0]
+    assert netreach.plan(by_name, v.inventory.expected[0], v) == ([], [])
 
 
 def _cells(n: int, bad: set[tuple[int, int]]) -> list[MatrixCell]:
@@ -162,7 +162,7 @@ def test_static_inventory_loads_merges_and_reports_missing(tmp_path: Path) -> No
     inv = static.load(path)
     worker = NodeInfo(name="a", ipv4=["10.0.0.9"], agent_port=1234, last_heartbeat=1.0)
     extra = NodeInfo(name="c", last_heartbeat=1.0)
-    merged = {n.name: n for n in view.merge(inv, [worker, extra])}
+    merged = {n.name: n for n in static.merge(inv, [worker, extra])}
     assert merged["a"].ipv4 == ["10.0.0.9"] and merged["a"].labels == {"zone": "x"}
     assert merged["b"].last_heartbeat == 0  # no worker: missing
     assert set(merged) == {"a", "b", "c"}

@@ -16,7 +16,7 @@ from kdoctor.specs import load_spec
 from kdoctor.specs.latency import DIGITS, HIGHEST_US, LOWEST_US, Latency
 from kdoctor.specs.netdns import Netdns
 from kdoctor.specs.nodes import NodeInfo
-from kdoctor.specs.plan import InventoryView
+from kdoctor.specs.plan import InventoryView, RoundContext
 
 
 def netdns_doc(spec: dict[str, object]) -> dict[str, object]:
@@ -49,7 +49,7 @@ def test_netdns_normalizes_addresses_and_names() -> None:
     assert spec.spec.expect.answers == ["fd00::1", "10.0.0.1"]
     assert [rcode_value(c) for c in spec.spec.expect.reply_codes] == [0, 3]
     node = NodeInfo(name="n")
-    [target], warnings = netdns.plan(spec, node, InventoryView(expected=[node], live=["n"]))
+    [target], warnings = netdns.plan(spec, node, RoundContext(InventoryView(expected=[node], live=["n"])))
     assert target.url == "udp://[fd00::10]:5353" and target.family == 6 and not warnings
     assert target.name == "udp/SRV/[fd00::10]:5353"
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from kdoctor.settings import Settings
-from kdoctor.workers.queues import COORDINATOR_QUEUE, check_node_name, node_queue, worker_hostname
+from kdoctor.store.keys import COORDINATOR_QUEUE, check_node_name, node_queue
+from kdoctor.workers.identity import worker_hostname
 
 README = Path(__file__).parent.parent.parent / "README.md"
 

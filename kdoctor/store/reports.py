@@ -1,5 +1,5 @@
-"""Reports in Redis: ``kdoctor:report:<id>`` (JSON), its head ``kdoctor:report:<id>:head`` (what
-listings read) and the index ``kdoctor:reports`` (by finish time)."""
+"""Reports in Redis: each report (JSON), its head (what listings read) and the index by finish
+time (key layout: :mod:`kdoctor.store.keys`)."""
 
 from __future__ import annotations
 
@@ -9,30 +9,21 @@ import redis
 
 from kdoctor.errors import ReportNotFound
 from kdoctor.specs.results import Report, ReportHead
-
-INDEX_KEY = "kdoctor:reports"
-
-
-def report_key(report_id: str) -> str:
-    return f"kdoctor:report:{report_id}"
-
-
-def head_key(report_id: str) -> str:
-    return f"kdoctor:report:{report_id}:head"
+from kdoctor.store import keys
 
 
 def save(client: redis.Redis, report: Report, retention_seconds: int) -> None:
     """Store a report and index it; reports older than the retention fall out of the index."""
     pipe = client.pipeline()
-    pipe.set(report_key(report.id), report.model_dump_json(by_alias=True), ex=retention_seconds)
-    pipe.set(head_key(report.id), report.head().model_dump_json(by_alias=True), ex=retention_seconds)
-    pipe.zadd(INDEX_KEY, {report.id: report.finished.timestamp()})
-    pipe.zremrangebyscore(INDEX_KEY, "-inf", report.finished.timestamp() - retention_seconds)
+    pipe.set(keys.report(report.id), report.model_dump_json(by_alias=True), ex=retention_seconds)
+    pipe.set(keys.report_head(report.id), report.head().model_dump_json(by_alias=True), ex=retention_seconds)
+    pipe.zadd(keys.REPORTS_INDEX, {report.id: report.finished.timestamp()})
+    pipe.zremrangebyscore(keys.REPORTS_INDEX, "-inf", report.finished.timestamp() - retention_seconds)
     pipe.execute()
 
 
 def load(client: redis.Redis, report_id: str) -> Report:
-    raw = client.get(report_key(report_id))
+    raw = client.get(keys.report(report_id))
     if raw is None:
         raise ReportNotFound(
             f"no report {report_id!r}: it was never written, or it is older than the retention "
@@ -42,7 +33,7 @@ def load(client: redis.Redis, report_id: str) -> Report:
 
 
 def exists(client: redis.Redis, report_id: str) -> bool:
-    return bool(client.exists(report_key(report_id)))
+    return bool(client.exists(keys.report(report_id)))
 
 
 def latest(client: redis.Redis, *, limit: int = 20, job: str | None = None, kind: str | None = None,
@@ -53,11 +44,11 @@ def latest(client: redis.Redis, *, limit: int = 20, job: str | None = None, kind
     start = 0
     batch = max(limit, 50)
     while len(found) < limit:
-        ids = [str(i) for i in client.zrevrange(INDEX_KEY, start, start + batch - 1)]
+        ids = [str(i) for i in client.zrevrange(keys.REPORTS_INDEX, start, start + batch - 1)]
         if not ids:
             break
         start += batch
-        for report_id, raw in zip(ids, client.mget([head_key(i) for i in ids]), strict=True):
+        for report_id, raw in zip(ids, client.mget([keys.report_head(i) for i in ids]), strict=True):
             head = _head(client, report_id, raw)
             if head is None:
                 continue
@@ -77,5 +68,5 @@ def _head(client: redis.Redis, report_id: str, raw: str | bytes | None) -> Repor
     if raw is not None:
         return ReportHead.model_validate(json.loads(raw))
     # A report stored before heads existed: read it whole, once.
-    whole = client.get(report_key(report_id))
+    whole = client.get(keys.report(report_id))
     return None if whole is None else Report.model_validate(json.loads(whole)).head()

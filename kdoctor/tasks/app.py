@@ -1,23 +1,35 @@
-"""The Celery app factory: JSON only, explicit queues, settings for long probes on many nodes."""
+"""The Celery app factory: JSON only, explicit queues, settings for long probes on many nodes.
+
+:func:`build_app` is the one way every process gets its app (client, worker, coordinator, beat,
+Flower): the settings are an argument, every task is registered with them bound, and nothing is
+read from the environment. A prefork pool child inherits the app, settings included, by fork;
+Redis clients are made again in each process (:class:`kdoctor.store.connection.PerProcess`).
+"""
 
 from __future__ import annotations
 
 from celery import Celery
 
-from kdoctor.connections import celery_ssl_options
 from kdoctor.settings import Settings
-from kdoctor.workers.queues import COORDINATOR_QUEUE
+from kdoctor.store import keys
+from kdoctor.store.connection import PerProcess, celery_ssl_options
+from kdoctor.tasks import coordinator, probe
+from kdoctor.tasks.names import FINALIZE, FIRE, PLAN
 
-PLAN = "kdoctor.plan"
-PROBE = "kdoctor.probe"
-FINALIZE = "kdoctor.finalize"
-FIRE = "kdoctor.fire"
-
-BEAT_KEY_PREFIX = "kdoctor:beat:"
+__all__ = ["build_app"]
 
 
-def create_app(settings: Settings) -> Celery:
-    """A Celery app talking to ``settings.broker_url``; tasks are registered separately."""
+def build_app(settings: Settings) -> Celery:
+    """kdoctor's Celery app for ``settings``, with every task registered."""
+    app = _configured(settings)
+    clients = PerProcess(settings)
+    probe.register(app, clients, settings)
+    coordinator.register(app, clients, settings)
+    return app
+
+
+def _configured(settings: Settings) -> Celery:
+    """A Celery app talking to ``settings.broker_url``, without tasks."""
     app = Celery("kdoctor", broker=settings.broker_url, backend=settings.broker_url, set_as_current=False)
     retention = int(settings.report_retention_days * 86400)
     transport = {
@@ -36,8 +48,8 @@ def create_app(settings: Settings) -> Celery:
         event_serializer="json",
         accept_content=["json"],
         result_accept_content=["json"],
-        task_default_queue=COORDINATOR_QUEUE,
-        task_routes={name: {"queue": COORDINATOR_QUEUE} for name in (PLAN, FINALIZE, FIRE)},
+        task_default_queue=keys.COORDINATOR_QUEUE,
+        task_routes={name: {"queue": keys.COORDINATOR_QUEUE} for name in (PLAN, FINALIZE, FIRE)},
         # Probes are bound to a deadline: a redelivered probe would measure the wrong moment.
         task_acks_late=False,
         task_reject_on_worker_lost=False,
@@ -57,8 +69,8 @@ def create_app(settings: Settings) -> Celery:
         beat_scheduler="redbeat.RedBeatScheduler",
         redbeat_redis_url=settings.broker_url,
         redbeat_redis_options={"retry_period": 60},
-        redbeat_key_prefix=BEAT_KEY_PREFIX,
-        redbeat_lock_key=BEAT_KEY_PREFIX + ":lock",
+        redbeat_key_prefix=keys.BEAT_PREFIX,
+        redbeat_lock_key=keys.BEAT_LOCK,
         # Beat wakes at least once a second so a seconds schedule fires on time; its lock expires
         # 10 s after a beat dies, when a standby beat takes over.
         beat_max_loop_interval=1,

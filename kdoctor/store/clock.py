@@ -14,10 +14,6 @@ import time
 
 import redis
 
-# Above this (seconds) a node's clock is worth a warning in the report: kdoctor corrects for it,
-# but other software on that node will not.
-SKEW_WARNING_SECONDS = 0.5
-
 
 def broker_now(client: redis.Redis) -> float:
     """The broker's current time, seconds since the epoch."""
@@ -41,12 +37,3 @@ def offset(client: redis.Redis, samples: int = 3) -> float:
             best = (rtt, remote - (before + after) / 2)
     assert best is not None
     return best[1]
-
-
-def skew_warning(node: str, seconds: float) -> str | None:
-    """A report warning for a node whose clock is ``seconds`` off the broker's, if that is a lot."""
-    if abs(seconds) <= SKEW_WARNING_SECONDS:
-        return None
-    direction = "behind" if seconds > 0 else "ahead of"
-    return (f"{node}: its clock is {abs(seconds):.1f} s {direction} the broker's; kdoctor corrected its start "
-            "and deadline, but fix NTP on that node")

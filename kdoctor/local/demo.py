@@ -15,6 +15,7 @@ worker.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 import signal
@@ -27,17 +28,21 @@ import yaml
 from rich.console import Console
 
 from kdoctor.api import Client
-from kdoctor.localcluster import LocalCluster, RedisServer
-from kdoctor.localdns import Dnsmasq
-from kdoctor.localnginx import Nginx
+from kdoctor.local.cluster import LocalCluster
+from kdoctor.local.dnsmasq import Dnsmasq
+from kdoctor.local.nginx import Nginx
+from kdoctor.local.redisserver import RedisServer
 from kdoctor.settings import Settings
 from kdoctor.specs import Report, validate
+from kdoctor.store.connection import ping, redis_client, safe_url
 
 DEMO_SPECS = ("demo-netreach.yaml", "demo-apphttp.yaml", "demo-netdns.yaml", "demo-diskio.yaml")
 
-# Demo processes beat fast so a three-node demo is ready in about two seconds.
-DEMO_ENV = {"KDOCTOR_HEARTBEAT_SECONDS": "0.5", "KDOCTOR_NODE_TIMEOUT_SECONDS": "3",
-            "KDOCTOR_ROUND_GRACE_SECONDS": "5"}
+
+def demo_settings(settings: Settings, url: str) -> Settings:
+    """The demo's processes beat fast, so a three-node demo is ready in about two seconds."""
+    return dataclasses.replace(settings, broker_url=url, heartbeat_seconds=0.5, node_timeout_seconds=3.0,
+                               round_grace_seconds=5.0)
 
 
 @contextlib.contextmanager
@@ -66,14 +71,16 @@ def _stop_signals_interrupt() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def run_demo(node_count: int, broker: str | None, progress: Console) -> list[Report]:
-    """Run the demo and return its reports."""
+def run_demo(settings: Settings, node_count: int, broker: str | None, progress: Console) -> list[Report]:
+    """Run the demo on ``broker`` (or a private redis-server) and return its reports."""
     nodes = [f"node-{i}" for i in range(1, node_count + 1)]
     with _stop_signals_interrupt(), _broker(broker) as url:
-        progress.print(f"[dim]broker {url}[/dim]" if not broker else f"[dim]broker {broker}[/dim]")
+        settings = demo_settings(settings, url)
+        ping(redis_client(settings), settings)  # a broker given but down: say so before starting anything
+        progress.print(f"[dim]broker {safe_url(url)}[/dim]")
         data = tempfile.mkdtemp(prefix="kdoctor-demo-data-")
         # Removed after the cluster has stopped (an ExitStack entered first exits last).
-        with contextlib.ExitStack() as cleanup, LocalCluster(url, env=DEMO_ENV) as cluster:
+        with contextlib.ExitStack() as cleanup, LocalCluster(settings) as cluster:
             cleanup.callback(shutil.rmtree, data, True)
             with progress.status("starting nginx and dnsmasq on loopback"):
                 nginx = cleanup.enter_context(Nginx())
@@ -87,11 +94,9 @@ def run_demo(node_count: int, broker: str | None, progress: Console) -> list[Rep
             for node in nodes:
                 # Each node's DiskIO writes only under its own data directory.
                 os.makedirs(f"{data}/{node}")
-                cluster.start_worker(node, addresses=("127.0.0.1", "::1"),
-                                     extra_env={"KDOCTOR_DATA_DIR": f"{data}/{node}"})
+                cluster.start_worker(node, addresses=("127.0.0.1", "::1"), data_dir=f"{data}/{node}")
             with progress.status(f"starting a coordinator and {node_count} workers"):
                 cluster.wait_ready(nodes)
-            settings = Settings.from_env({**DEMO_ENV, "KDOCTOR_BROKER_URL": url})
             reports = []
             with Client(settings=settings) as client:
                 for name in DEMO_SPECS:

@@ -23,7 +23,7 @@ from pathlib import Path
 from types import TracebackType
 
 from kdoctor.errors import SetupError
-from kdoctor.localcluster import free_port
+from kdoctor.local.ports import free_port
 
 __all__ = ["STATUS_CODES", "Nginx"]
 

@@ -1,13 +1,10 @@
-"""Throw-away DNS servers on loopback for tests, benchmarks and the demo: real ``dnsmasq`` and
-``unbound`` processes, never stand-ins.
+"""A throw-away DNS server on loopback for the demo, tests and benchmarks: a real ``dnsmasq``.
 
-* :class:`Dnsmasq` answers UDP and TCP on a free port of 127.0.0.1 and ::1 from a hosts file of
-  test names under ``kdoctor.test`` (unknown names there are NXDOMAIN), plus an SRV and a TXT
-  record. With ``log_queries`` every query it receives is written to a log file, so a test can
-  compare what the server saw with what the client reported (:meth:`Dnsmasq.query_count`).
-* :class:`Unbound` serves DNS over TLS on a free loopback port with a certificate signed by a CA
-  made on the spot with ``openssl`` (``ca_file`` verifies it; the name is ``server_name``). With
-  ``drop=True`` it silently drops every query (``access-control: deny``): a server that never answers.
+:class:`Dnsmasq` answers UDP and TCP on a free port of 127.0.0.1 and ::1 from a hosts file of
+test names under ``kdoctor.test`` (unknown names there are NXDOMAIN), plus an SRV and a TXT
+record. With ``log_queries`` every query it receives is written to a log file, so a test can
+compare what the server saw with what the client reported (:meth:`Dnsmasq.query_count`). The
+tests' DNS-over-TLS server (unbound) builds on the same pieces (``tests/servers/unbound.py``).
 """
 
 from __future__ import annotations
@@ -30,7 +27,8 @@ import dns.query
 
 from kdoctor.errors import SetupError
 
-__all__ = ["DOMAIN", "HOSTS", "Dnsmasq", "Unbound", "free_dns_port"]
+__all__ = ["DOMAIN", "HOSTS", "SERVER_NAME", "Dnsmasq", "ServerProcess", "binary", "free_dns_port", "tail",
+           "wait_udp"]
 
 DOMAIN = "kdoctor.test"
 HOSTS: dict[str, tuple[str, ...]] = {
@@ -42,6 +40,7 @@ HOSTS: dict[str, tuple[str, ...]] = {
 SRV_NAME = f"_http._tcp.www.{DOMAIN}"
 TXT_NAME = f"txt.{DOMAIN}"
 SERVER_NAME = f"dns.{DOMAIN}"
+"""The name a DNS-over-TLS test server's certificate is for."""
 
 
 def free_dns_port() -> int:
@@ -61,41 +60,41 @@ def free_dns_port() -> int:
     raise SetupError("no port is free for DNS on 127.0.0.1 and ::1")
 
 
-def _binary(name: str) -> str:
+def binary(name: str) -> str:
     path = shutil.which(name) or (f"/usr/sbin/{name}" if Path(f"/usr/sbin/{name}").exists() else None)
     if path is None:
         raise SetupError(f"{name} is not installed: run ./scripts/install (Debian package {name})")
     return path
 
 
-def _wait_udp(port: int, process: subprocess.Popen[bytes], what: str, log: Path) -> None:
+def wait_udp(port: int, process: subprocess.Popen[bytes], what: str, log: Path) -> None:
     """Wait until the server answers a query for ``www.kdoctor.test`` on 127.0.0.1."""
     query = dns.message.make_query(f"www.{DOMAIN}", "A")
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise SetupError(f"{what} exited with {process.returncode}: {_tail(log)}")
+            raise SetupError(f"{what} exited with {process.returncode}: {tail(log)}")
         try:
             dns.query.udp(query, "127.0.0.1", port=port, timeout=0.2)
             return
         except (OSError, dns.exception.DNSException):
             time.sleep(0.05)
-    raise SetupError(f"{what} on port {port} did not answer within 10 s: {_tail(log)}")
+    raise SetupError(f"{what} on port {port} did not answer within 10 s: {tail(log)}")
 
 
-def _tail(log: Path) -> str:
+def tail(log: Path) -> str:
     with contextlib.suppress(OSError):
         return log.read_text(errors="replace")[-800:]
     return "(no log)"
 
 
-class _Server:
+class ServerProcess:
     """A server process in a temporary directory; a context manager that stops it."""
 
     process: subprocess.Popen[bytes]
     dir: Path
 
-    def __enter__(self) -> _Server:
+    def __enter__(self) -> ServerProcess:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
@@ -114,7 +113,7 @@ class _Server:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-class Dnsmasq(_Server):
+class Dnsmasq(ServerProcess):
     """``dnsmasq`` on ``port`` (default: a free one) of 127.0.0.1 and ::1 (and of ``also_listen``,
     e.g. a link-local address), answering ``HOSTS``."""
 
@@ -127,7 +126,7 @@ class Dnsmasq(_Server):
         self.log = self.dir / "dnsmasq.log"
         self.log_queries = log_queries
         args = [
-            _binary("dnsmasq"), "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv",
+            binary("dnsmasq"), "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv",
             "--no-hosts", f"--addn-hosts={self.hosts}", "--bind-interfaces",
             "--listen-address=127.0.0.1", "--listen-address=::1", f"--port={self.port}",
             f"--local=/{DOMAIN}/", "--pid-file=", "--user=root", f"--cache-size={cache_size}",
@@ -142,7 +141,7 @@ class Dnsmasq(_Server):
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
                                         start_new_session=True)
         try:
-            _wait_udp(self.port, self.process, "dnsmasq", self.log)
+            wait_udp(self.port, self.process, "dnsmasq", self.log)
         except BaseException:
             self.stop()
             raise
@@ -176,7 +175,7 @@ class Dnsmasq(_Server):
             if len(found) > seen:
                 return int(found[-1])
             time.sleep(0.02)
-        raise SetupError(f"dnsmasq did not report its statistics: {_tail(self.log)}")
+        raise SetupError(f"dnsmasq did not report its statistics: {tail(self.log)}")
 
     def wait_quiet(self, settle: float = 0.3, limit: float = 10.0) -> int:
         """The query count once the log has stopped growing for ``settle`` seconds."""
@@ -189,87 +188,3 @@ class Dnsmasq(_Server):
             last = size
             time.sleep(settle)
         return self.query_count()
-
-
-class Unbound(_Server):
-    """``unbound`` serving DNS over TLS (and plain UDP for readiness) on a loopback port."""
-
-    def __init__(self, port: int | None = None, *, drop: bool = False, address: str = "127.0.0.1") -> None:
-        self.port = port or free_dns_port()
-        self.dir = Path(tempfile.mkdtemp(prefix="kdoctor-unbound-"))
-        self.server_name = SERVER_NAME
-        self.ca_file, cert, key = _make_certificates(self.dir, SERVER_NAME)
-        self.log = self.dir / "unbound.log"
-        records = "".join(
-            f'  local-data: "{name}. 60 IN {"AAAA" if ":" in a else "A"} {a}"\n'
-            for name, addrs in HOSTS.items() for a in addrs
-        )
-        conf = self.dir / "unbound.conf"
-        conf.write_text(
-            "server:\n"
-            f"  interface: {address}@{self.port}\n"
-            f"  tls-port: {self.port}\n"
-            f"  tls-service-key: \"{key}\"\n"
-            f"  tls-service-pem: \"{cert}\"\n"
-            "  do-daemonize: no\n  username: \"\"\n  chroot: \"\"\n"
-            f"  directory: \"{self.dir}\"\n  pidfile: \"\"\n  use-syslog: no\n"
-            f"  logfile: \"{self.log}\"\n  verbosity: 1\n  log-queries: yes\n"
-            "  module-config: \"iterator\"\n  num-threads: 1\n"
-            # Loopback has built-in "allow" rules; these, as specific, replace them.
-            f"  access-control: 127.0.0.0/8 {'deny' if drop else 'allow'}\n"
-            f"  access-control: ::1 {'deny' if drop else 'allow'}\n"
-            f"  local-zone: \"{DOMAIN}.\" static\n{records}"
-            "remote-control:\n  control-enable: no\n"
-        )
-        self.process = subprocess.Popen([_binary("unbound"), "-d", "-c", str(conf)],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
-        try:
-            if drop:
-                self._wait_log("start of service")
-            else:
-                _wait_udp(self.port, self.process, "unbound", self.log)
-        except BaseException:
-            self.stop()
-            raise
-
-    def __enter__(self) -> Unbound:
-        return self
-
-    def _wait_log(self, text: str) -> None:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise SetupError(f"unbound exited with {self.process.returncode}: {_tail(self.log)}")
-            if self.log.exists() and text in self.log.read_text(errors="replace"):
-                return
-            time.sleep(0.05)
-        raise SetupError(f"unbound did not start within 10 s: {_tail(self.log)}")
-
-
-def _make_certificates(directory: Path, name: str) -> tuple[str, str, str]:
-    """A CA and a server certificate for ``name`` (and 127.0.0.1, ::1) signed by it, made with
-    ``openssl``; returns the CA file, the server certificate and its key."""
-    openssl = _binary("openssl")
-    ca_key, ca, key, csr, cert = (str(directory / f) for f in
-                                  ("ca.key", "ca.pem", "server.key", "server.csr", "server.pem"))
-    ext = directory / "server.ext"
-    ext.write_text(
-        f"subjectAltName=DNS:{name},IP:127.0.0.1,IP:::1\nbasicConstraints=CA:FALSE\n"
-        "keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n"
-        "authorityKeyIdentifier=keyid\nsubjectKeyIdentifier=hash\n"
-    )
-    curve = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    steps = [
-        [openssl, "req", "-x509", *curve, "-keyout", ca_key, "-out", ca, "-days", "2",
-         "-subj", "/CN=kdoctor test CA", "-addext", "basicConstraints=critical,CA:TRUE",
-         "-addext", "keyUsage=critical,keyCertSign,cRLSign"],
-        [openssl, "req", *curve, "-keyout", key, "-out", csr, "-subj", f"/CN={name}"],
-        [openssl, "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial",
-         "-out", cert, "-days", "2", "-extfile", str(ext)],
-    ]
-    for step in steps:
-        done = subprocess.run(step, capture_output=True, check=False)
-        if done.returncode != 0:
-            raise SetupError(f"openssl failed ({' '.join(step[:3])}): {done.stderr.decode(errors='replace')}")
-    return ca, cert, key

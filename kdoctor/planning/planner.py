@@ -1,0 +1,103 @@
+"""The planner: which nodes probe what, when they start, when the round ends. Pure, no I/O.
+
+``plan(spec, inventory, now, settings, job=..., number=...)`` turns a validated spec and the
+inventory's snapshot (expected nodes, which are live, Service addresses) into a
+:class:`RoundPlan`: the round's state as it is stored and one assignment per node that probes.
+The Celery task around it only loads, calls this and publishes.
+
+=================  ==========================================================================
+who                 what the plan says
+=================  ==========================================================================
+expected, live      probes (one assignment), unless the kind leaves it idle
+expected, idle      no assignment; ``passed`` with the reason (e.g. not a selected source)
+expected, not live  no assignment; ``missing`` with the inventory's reason
+=================  ==========================================================================
+
+Instants are on the broker's clock. Every node starts at ``start_at``: ``now`` plus the start
+lead plus the time publishing to every node takes (serial kinds stagger nodes by their
+budget). The deadline is the start plus the budget plus the grace, never later than
+``roundTimeoutMinute`` after ``now`` (serial kinds add their stagger to that bound).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from kdoctor.probes import kinds
+from kdoctor.settings import Settings
+from kdoctor.specs.loading import SpecModel, spec_json
+from kdoctor.specs.plan import Assignment, InventoryView, RoundContext
+from kdoctor.specs.rounds import Job, RoundState, round_id
+
+__all__ = ["PUBLISH_SECONDS_PER_NODE", "RoundPlan", "failed", "plan"]
+
+# Publishing one probe costs about 1-2 ms of coordinator CPU; the start instant leaves room for it.
+PUBLISH_SECONDS_PER_NODE = 0.002
+
+
+@dataclass(frozen=True)
+class RoundPlan:
+    """A planned round: its stored state and what to publish to each node."""
+
+    state: RoundState
+    assignments: list[Assignment] = field(default_factory=list)
+    clock_offsets: dict[str, float] = field(default_factory=dict)
+    """Each probing node's clock offset (broker minus node), to express expiry in its clock."""
+
+
+def plan(spec: SpecModel, inventory: InventoryView, now: float, settings: Settings, *, job: str,
+         number: int, rotation: int = 0) -> RoundPlan:
+    """Plan round ``number`` of ``job`` at broker time ``now``."""
+    kind = kinds.get(spec.kind)
+    document = spec_json(spec)
+    rid = round_id(job, number)
+    alive = inventory.live_nodes()
+    idle = {n.name: why for n in alive if (why := kind.idle(spec, n))}
+    live = [n for n in alive if n.name not in idle]
+    live_names = set(inventory.live)
+    missing = {n.name: inventory.missing.get(n.name, "its worker is not live")
+               for n in inventory.expected if n.name not in live_names}
+    budget = kind.budget(spec)
+    serial = kind.serial(spec)
+    start_at = now + settings.start_lead_seconds + PUBLISH_SECONDS_PER_NODE * len(live)
+    span = budget * len(live) if serial else budget
+    deadline = min(start_at + span + settings.round_grace_seconds,
+                   now + spec.spec.schedule.round_timeout_seconds + (span if serial else 0.0))
+    ctx = RoundContext(inventory, rotation)
+    assignments = []
+    warnings: list[str] = []
+    for index, node in enumerate(live):
+        targets, node_warnings = kind.plan(spec, node, ctx)
+        warnings += [w for w in node_warnings if w not in warnings]
+        assignments.append(Assignment(
+            round_id=rid, job=job, round=number, kind=spec.kind, name=spec.name, spec=document,
+            node=node.name, targets=targets,
+            start_at=start_at + (index * budget if serial else 0.0), deadline=deadline,
+        ))
+    state = RoundState(
+        round_id=rid, job=job, round=number, kind=spec.kind, name=spec.name, spec=document,
+        expected=[n.name for n in inventory.expected], published=[a.node for a in assignments],
+        missing=missing, idle=idle, planned=now, start_at=start_at, deadline=deadline, warnings=warnings,
+        inventory=inventory.source, error=_nothing_selected(idle, len(live)),
+        coverage=[[a.node, d] for a in assignments
+                  for d in dict.fromkeys(t.destination for t in a.targets if t.destination)],
+    )
+    return RoundPlan(state, assignments, {n.name: n.clock_offset for n in live})
+
+
+def failed(job: Job | None, job_id: str, number: int, now: float, error: str) -> RoundState:
+    """The state of a round that could not be planned: reported at once, with the reason."""
+    return RoundState(
+        round_id=round_id(job_id, number), job=job_id, round=number, kind=job.kind if job else "?",
+        name=job.name if job else "?", spec=job.spec if job else {}, planned=now, start_at=now,
+        deadline=now, error=error,
+    )
+
+
+def _nothing_selected(idle: dict[str, str], sources: int) -> str:
+    """The planning error of a round whose source selection left no node to probe from."""
+    if sources or not idle:
+        return ""
+    why = next(iter(idle.values())).split(":")[0]
+    return (f"none of the {len(idle)} live node(s) is a source ({why}), so nothing was probed: "
+            "fix the selector or the nodes' labels")

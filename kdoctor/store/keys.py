@@ -1,0 +1,130 @@
+"""Every name kdoctor puts in Redis, in one place: keys, queues, their types and their expiry.
+
+Nothing else in kdoctor builds a key string; the modules of :mod:`kdoctor.store` read and write
+through these names, and Celery/kombu/redbeat are handed the queue names and prefixes below.
+
+Written by kdoctor (:mod:`kdoctor.store`)
+=========================================
+
+=====================================  ======  =========================================  ==================
+key                                    type    holds                                      expires
+=====================================  ======  =========================================  ==================
+``kdoctor:job:<job>``                  string  the job (kind, name, normalized spec)      report retention;
+                                                                                          400 d for schedules
+``kdoctor:job:<job>:fired``            string  rounds a schedule has fired (INCR)         400 d
+``kdoctor:round:<round>``              string  the round's plan (:class:`RoundState`)     report retention
+``kdoctor:round:<round>:results``      hash    node → NodeResult JSON (first write wins)  report retention
+``kdoctor:round:<round>:final``        string  the claim: its setter writes the report    report retention
+``kdoctor:rounds:open``                zset    round → deadline (what the sweeper reads)  members removed
+                                                                                          when reported
+``kdoctor:rotation:<kind>:<name>``     string  a task's round counter (NetReach ring)     report retention
+``kdoctor:report:<round>``             string  the report JSON                            report retention
+``kdoctor:report:<round>:head``        string  the report's head (what listings read)     report retention
+``kdoctor:reports``                    zset    report id → finish time (the index)        trimmed to the
+                                                                                          retention on write
+``kdoctor:nodes``                      hash    node → NodeInfo JSON (worker registry)     entries pruned after
+                                                                                          ``node_forget_seconds``
+``kdoctor:coordinators``               hash    coordinator id → heartbeat JSON            removed on clean stop
+=====================================  ======  =========================================  ==================
+
+Written by Celery, kombu and redbeat under names chosen here
+============================================================
+
+=====================================  ======  =========================================================
+key                                    type    holds
+=====================================  ======  =========================================================
+``kdoctor.coordinator``                list    plan / finalize / fire messages (kombu)
+``kdoctor.node.<node>``                list    probe messages of one node (kombu; ``expires`` = deadline)
+``_kombu.binding.<queue>``             set     kombu's exchange bindings of each queue
+``unacked``, ``unacked_index``         hash,   messages delivered but not yet acknowledged (kombu's
+                                       zset    visibility timeout)
+``celery-task-meta-<task id>``         string  task results (Celery's ``result_expires``)
+``<chord id>.j``, ``<chord id>.t``     list,   the chord join of a round's probes (Celery)
+                                       string
+``kdoctor:beat:<job>``                 hash    a schedule's beat entry (redbeat)
+``kdoctor:beat::schedule``             zset    beat entries by due time (redbeat)
+``kdoctor:beat::lock``                 string  the lock that lets one beat fire (redbeat)
+=====================================  ======  =========================================================
+"""
+
+from __future__ import annotations
+
+import re
+
+# -- kdoctor's own keys ------------------------------------------------------------------------------
+OPEN_ROUNDS = "kdoctor:rounds:open"
+REPORTS_INDEX = "kdoctor:reports"
+NODES = "kdoctor:nodes"
+COORDINATORS = "kdoctor:coordinators"
+
+# A schedule's job record and fire counter outlive the report retention: a schedule may run for
+# a year, and its counter is what keeps a duplicate fire from planning a round twice.
+SCHEDULE_TTL_SECONDS = 400 * 86400
+
+
+def job(job_id: str) -> str:
+    """The job record."""
+    return f"kdoctor:job:{job_id}"
+
+
+def job_fired(job_id: str) -> str:
+    """How many rounds a schedule has fired."""
+    return f"kdoctor:job:{job_id}:fired"
+
+
+def round_plan(round_id: str) -> str:
+    """The round's plan (``RoundState`` JSON)."""
+    return f"kdoctor:round:{round_id}"
+
+
+def round_results(round_id: str) -> str:
+    """The round's node results (hash node → NodeResult JSON)."""
+    return f"kdoctor:round:{round_id}:results"
+
+
+def round_claim(round_id: str) -> str:
+    """The claim of the one writer of the round's report."""
+    return f"kdoctor:round:{round_id}:final"
+
+
+def rotation(kind: str, name: str) -> str:
+    """The round counter of task ``kind``/``name`` (turns the NetReach peer ring)."""
+    return f"kdoctor:rotation:{kind}:{name}"
+
+
+def report(report_id: str) -> str:
+    """A stored report."""
+    return f"kdoctor:report:{report_id}"
+
+
+def report_head(report_id: str) -> str:
+    """A stored report's head."""
+    return f"kdoctor:report:{report_id}:head"
+
+
+# -- names handed to Celery, kombu and redbeat -------------------------------------------------------
+COORDINATOR_QUEUE = "kdoctor.coordinator"
+NODE_QUEUE_PREFIX = "kdoctor.node."
+BEAT_PREFIX = "kdoctor:beat:"
+BEAT_SCHEDULE = BEAT_PREFIX + ":schedule"
+BEAT_LOCK = BEAT_PREFIX + ":lock"
+
+# Kubernetes node names are DNS-1123 subdomains; refusing anything else keeps queue names and
+# Redis keys unambiguous.
+_NODE_RE = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+
+
+def node_queue(node: str) -> str:
+    """The queue a node's worker consumes: ``kdoctor.node.<node>``."""
+    check_node_name(node)
+    return NODE_QUEUE_PREFIX + node
+
+
+def check_node_name(node: str) -> str:
+    """Return ``node`` if it is a valid node name, else raise ``ValueError`` saying what is allowed."""
+    if len(node) > 253 or not _NODE_RE.match(node):
+        raise ValueError(
+            f"invalid node name {node!r}: use lowercase letters, digits, '-' and '.', starting and "
+            "ending with a letter or digit (as Kubernetes node names)"
+        )
+    return node

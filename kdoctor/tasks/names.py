@@ -1,0 +1,7 @@
+"""Task names: the wire contract. Flower and routing address tasks by name, so renaming a module
+never breaks a message in flight."""
+
+PLAN = "kdoctor.plan"
+PROBE = "kdoctor.probe"
+FINALIZE = "kdoctor.finalize"
+FIRE = "kdoctor.fire"
