@@ -33,6 +33,7 @@ from kdoctor.errors import FieldProblem, SpecError
 from kdoctor.inventory.registry import RegistrySource, judge
 from kdoctor.specs.nodes import NodeInfo
 from kdoctor.specs.plan import InventoryView, Services
+from kdoctor.specs.reading import load_yaml, read_file
 
 
 class _Strict(BaseModel):
@@ -87,13 +88,7 @@ class StaticInventory(_Strict):
 def load(path: str | Path) -> StaticInventory:
     """Read and check an inventory file; :class:`SpecError` lists every wrong field."""
     origin = str(path)
-    try:
-        data: Any = yaml.safe_load(Path(path).read_text())
-    except OSError as exc:
-        raise SpecError([FieldProblem("", f"cannot read it: {exc.strerror}")],
-                        origin, "inventory") from None
-    except yaml.YAMLError as exc:
-        raise SpecError([FieldProblem("", f"not YAML: {exc}")], origin, "inventory") from None
+    data: Any = load_yaml(read_file(Path(path), "inventory"), origin, "inventory")
     try:
         inventory = StaticInventory.model_validate(data or {})
     except ValidationError as exc:

@@ -82,7 +82,7 @@ class AppHttpTarget(Model):
         default_factory=list,
         description="'Name: value' strings; the value may itself contain ':' (kdoctor truncates it).",
     )
-    body: str | None = Field(default=None, description="Ours: the request body, inline.")
+    body: str | None = Field(default=None, max_length=1024 * 1024, description="Ours: the request body, inline.")
     body_file: str | None = Field(default=None, description="Ours: read the request body from this file.")
     body_configmap_name: str | None = Field(
         default=None, description="kdoctor's ConfigMap holding the body; outside Kubernetes a local file.")

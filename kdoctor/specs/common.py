@@ -28,11 +28,18 @@ API_VERSION = "kdoctor.io/v1beta1"
 _NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 
 
+# No string in a task file needs more (paths, URLs, header lines, names); an inline body may be a
+# whole file, up to kdoctor.specs.reading.MAX_BYTES.
+MAX_STRING = 4096
+
+
 class Model(BaseModel):
-    """Base of every spec model: camelCase aliases, unknown fields refused, immutable."""
+    """Base of every spec model: camelCase aliases, unknown fields refused, immutable, every number
+    finite and every string bounded (a spec the validator accepts must always plan)."""
 
     model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True, allow_inf_nan=False,
+        str_max_length=MAX_STRING,
     )
 
 
@@ -40,7 +47,7 @@ class Metadata(BaseModel):
     """Kubernetes-style object metadata. Only ``name`` is used; other keys (labels, annotations,
     the fields ``kubectl get -o yaml`` adds) are accepted so exported objects load unchanged."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, allow_inf_nan=False, str_max_length=MAX_STRING)
 
     name: str = Field(max_length=253)
     labels: dict[str, str] = Field(default_factory=dict)
@@ -60,7 +67,7 @@ class AgentSpec(BaseModel):
     """kdoctor's ``agentSpec`` (which workload runs the agents). Accepted for compatibility and
     kept in the report; kdoctor's worker DaemonSet is deployed separately, so it is not acted on."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, allow_inf_nan=False, str_max_length=MAX_STRING)
 
 
 class Schedule(Model):

@@ -1,4 +1,8 @@
-"""Turn YAML, dicts or models into a validated spec, or one :class:`SpecError` naming every problem."""
+"""Turn YAML, dicts or models into a validated spec, or one :class:`SpecError` naming every problem.
+
+Files and text are read within fixed bounds (:mod:`kdoctor.specs.reading`: size, aliases, depth,
+duplicate keys, UTF-8), and errors echo at most a few dozen characters of what they got.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,6 @@ import typing
 from pathlib import Path
 from typing import Annotated, Any, Union
 
-import yaml
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from kdoctor.errors import FieldProblem, SpecError
@@ -17,6 +20,7 @@ from kdoctor.specs.common import API_VERSION
 from kdoctor.specs.diskio import DiskIO
 from kdoctor.specs.netdns import Netdns
 from kdoctor.specs.netreach import NetReach
+from kdoctor.specs.reading import check_data, load_yaml, read_file, shown
 
 Spec = Annotated[NetReach | AppHttpHealthy | Netdns | DiskIO, Field(discriminator="kind")]
 """Any task document, discriminated on ``kind``."""
@@ -44,16 +48,12 @@ def load_spec(source: SpecModel | dict[str, Any] | str | Path) -> SpecModel:
     if isinstance(source, dict):
         return validate(source)
     path = Path(source)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise SpecError([FieldProblem("", f"cannot read it: {exc.strerror}")], str(path), "spec file") from exc
-    return load_text(text, str(path))
+    return load_text(read_file(path), str(path))
 
 
 def load_text(text: str, origin: str = "") -> SpecModel:
     """Validate a spec given as YAML (or JSON) text."""
-    return validate(_parse_yaml(text, origin), origin)
+    return validate(load_yaml(text, origin), origin)
 
 
 def validate(data: Any, origin: str = "") -> SpecModel:
@@ -62,6 +62,7 @@ def validate(data: Any, origin: str = "") -> SpecModel:
         raise SpecError(
             [FieldProblem("", "a spec must be a mapping with apiVersion, kind, metadata and spec")], origin
         )
+    check_data(data, origin)
     problems = _envelope_problems(data)
     if problems:
         raise SpecError(problems, origin)
@@ -72,38 +73,28 @@ def validate(data: Any, origin: str = "") -> SpecModel:
         raise SpecError([_problem(err, model) for err in exc.errors()], origin) from None
 
 
-def _parse_yaml(text: str, origin: str) -> Any:
-    try:
-        docs = [d for d in yaml.safe_load_all(text) if d is not None]
-    except yaml.YAMLError as exc:
-        raise SpecError([FieldProblem("", f"not valid YAML: {exc}")], origin) from exc
-    if len(docs) != 1:
-        raise SpecError([FieldProblem("", f"expected one YAML document, found {len(docs)}")], origin)
-    return docs[0]
-
-
 def _envelope_problems(data: dict[str, Any]) -> list[FieldProblem]:
     problems = []
     if data.get("apiVersion") != API_VERSION:
-        problems.append(FieldProblem("apiVersion", f"must be {API_VERSION!r}; got {data.get('apiVersion')!r}"))
+        problems.append(FieldProblem("apiVersion", f"must be {API_VERSION!r}; got {shown(data.get('apiVersion'))}"))
     kind = data.get("kind")
-    if kind not in KINDS:
+    if not isinstance(kind, str) or kind not in KINDS:
         allowed = ", ".join(KINDS)
-        hint = difflib.get_close_matches(str(kind), list(KINDS), n=1)
+        hint = difflib.get_close_matches(str(kind)[:64], list(KINDS), n=1)
         maybe = f" (did you mean {hint[0]}?)" if hint else ""
-        problems.append(FieldProblem("kind", f"unknown kind {kind!r}{maybe}; allowed: {allowed}"))
+        problems.append(FieldProblem("kind", f"unknown kind {shown(kind)}{maybe}; allowed: {allowed}"))
     return problems
 
 
 def _problem(err: Any, model: type[BaseModel]) -> FieldProblem:
-    loc = [str(part) for part in err["loc"]]
+    loc = [str(part)[:64] for part in err["loc"]]
     if loc and loc[0] in KINDS:  # the discriminator tag pydantic puts first
         loc = loc[1:]
     path = ".".join(loc)
     kind = err["type"]
     if kind == "extra_forbidden":
         allowed = _allowed_fields(model, loc[:-1])
-        hint = difflib.get_close_matches(loc[-1], allowed, n=1)
+        hint = difflib.get_close_matches(loc[-1][:64], allowed, n=1)
         maybe = f" (did you mean {hint[0]}?)" if hint else ""
         return FieldProblem(path, f"unknown field{maybe}; allowed: {', '.join(allowed)}")
     if kind == "missing":
@@ -115,7 +106,7 @@ def _problem(err: Any, model: type[BaseModel]) -> FieldProblem:
     if "input" in err and kind not in ("model_type", "dict_type", "value_error") and not isinstance(
         err["input"], dict
     ):
-        message += f" (got {err['input']!r})"
+        message += f" (got {shown(err['input'])})"
     return FieldProblem(path, message)
 
 

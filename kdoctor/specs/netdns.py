@@ -103,8 +103,8 @@ class NetdnsRequest(Request):
     @classmethod
     def _domains(cls, value: list[str]) -> list[str]:
         for name in value:
-            if not name.strip() or " " in name.strip():
-                raise ValueError(f"{name!r} is not a domain name")
+            if not name.strip() or " " in name.strip() or len(name.strip().rstrip(".")) > 253:
+                raise ValueError(f"{name[:80]!r} is not a domain name (at most 253 characters, no spaces)")
         return [name.strip() for name in value]
 
     @property
