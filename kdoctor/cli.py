@@ -6,23 +6,40 @@ spec or connection error. Every option also reads its ``KDOCTOR_*`` environment 
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.text import Text
 
 from kdoctor import __version__
 from kdoctor.errors import KdoctorError, SpecError
 from kdoctor.settings import Settings
 
-# Errors are one line each, however wide the terminal (or log) is: never wrapped.
-err_console = Console(stderr=True, soft_wrap=True)
-# Piped output (CI logs, files) gets a wide fixed width so report tables do not wrap.
-out_console = Console() if Console().is_terminal else Console(width=160)
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+
+@functools.cache
+def err_console() -> Console:
+    """Standard error. Errors are one line each, however wide the terminal (or log) is."""
+    from rich.console import Console
+
+    return Console(stderr=True, soft_wrap=True)
+
+
+@functools.cache
+def out_console() -> Console:
+    """Standard output; piped output (CI logs, files) gets a wide fixed width so tables do not wrap.
+
+    rich is imported when something is printed, not by every command (a node's worker prints
+    nothing and stays smaller without it)."""
+    from rich.console import Console
+
+    return Console() if Console().is_terminal else Console(width=160)
 
 EXIT_PASSED, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -57,8 +74,9 @@ def cli(ctx: click.Context, broker: str | None, log_level: str | None) -> None:
               help="Address to listen on and advertise; repeat for IPv4 and IPv6 [default: every "
                    "global address, env KDOCTOR_AGENT_ADDRESSES].")
 @click.option("--label", "labels", multiple=True, metavar="KEY=VALUE", help="Node label; repeatable.")
-@click.option("--concurrency", type=click.IntRange(1, 16), default=2, show_default=True,
-              help="Probes that may run at once on this node.")
+@click.option("--concurrency", type=click.IntRange(1, 16), default=1, show_default=True,
+              help="Probes that may run at once on this node (each in its own process). One keeps "
+                   "rounds from measuring each other; the coordinator queues rounds for busy nodes.")
 @click.option("--data-dir", envvar="KDOCTOR_DATA_DIR", metavar="DIR", default=None,
               help="The only directory DiskIO may write under [env KDOCTOR_DATA_DIR; default /var/lib/kdoctor].")
 @click.pass_context
@@ -148,9 +166,9 @@ def run(ctx: click.Context, spec: str, wait: bool, output: str, timeout: float |
 
 
 def _wait_with_progress(job: Any, timeout: float | None) -> Any:
-    if not err_console.is_terminal:
+    if not err_console().is_terminal:
         return job.wait(timeout)
-    with err_console.status(f"waiting for {job.round_id}") as status:
+    with err_console().status(f"waiting for {job.round_id}") as status:
         def show(progress: Any) -> None:
             if progress.phase == "queued":
                 text = "queued, waiting for the coordinator to plan it"
@@ -174,7 +192,7 @@ def _print_report(report: Any, output: str) -> None:
 
         click.echo(to_html(report))
     else:
-        render.print_report(report, out_console)
+        render.print_report(report, out_console())
 
 
 @cli.command()
@@ -203,15 +221,20 @@ def reports(ctx: click.Context, limit: int, job: str | None, kind: str | None, n
     from kdoctor.api import Client
     from kdoctor.reports import render
 
+    unreadable: list[str] = []
     with Client(settings=_settings(ctx)) as client:
-        found = client.reports(limit=limit, job=job, kind=kind, name=name)
+        found = client.reports(limit=limit, job=job, kind=kind, name=name, unreadable=unreadable)
+    if unreadable:
+        shown = ", ".join(unreadable[:5]) + (f" and {len(unreadable) - 5} more" if len(unreadable) > 5 else "")
+        err_console().print(f"warning: skipped {len(unreadable)} unreadable stored report(s): {shown}",
+                            highlight=False)
     if output == "json":
         click.echo(json.dumps([
             {"id": r.id, "job": r.job, "kind": r.task.kind, "name": r.task.name, "round": r.round,
              "verdict": r.verdict, "finished": r.finished.isoformat(), "nodes": r.summary.nodes}
             for r in found], indent=2))
     else:
-        out_console.print(render.reports_table(found))
+        out_console().print(render.reports_table(found))
 
 
 @cli.command()
@@ -235,7 +258,7 @@ def nodes(ctx: click.Context, output: str, inventory: str | None) -> None:
         click.echo(json.dumps([{**n.to_json(), "state": render.node_state(n, now, settings.node_timeout_seconds)}
                                for n in found], indent=2))
     else:
-        out_console.print(render.nodes_table(found, now, settings.node_timeout_seconds))
+        out_console().print(render.nodes_table(found, now, settings.node_timeout_seconds))
 
 
 @cli.command()
@@ -297,7 +320,7 @@ def schedule_list(ctx: click.Context, output: str) -> None:
     for s in found:
         table.add_row(s.job, s.kind, s.name, s.schedule, "forever" if s.rounds == -1 else str(s.rounds),
                       str(s.fired), f"{s.next_at:%Y-%m-%d %H:%M:%S}" if s.next_at else "-")
-    out_console.print(table)
+    out_console().print(table)
 
 
 @schedule.command(name="rm")
@@ -326,7 +349,7 @@ def demo(ctx: click.Context, node_count: int, output: str) -> None:
     from kdoctor.local import demo as demo_mod
 
     broker = ctx.parent.params.get("broker") if ctx.parent else None
-    reports_ = demo_mod.run_demo(_settings(ctx), node_count, broker, progress=err_console)
+    reports_ = demo_mod.run_demo(_settings(ctx), node_count, broker, progress=err_console())
     for rep in reports_:
         _print_report(rep, output)
     sys.exit(EXIT_PASSED if all(r.verdict == "passed" for r in reports_) else EXIT_FAILED)
@@ -360,11 +383,17 @@ def main() -> None:
         exc.show()
         sys.exit(EXIT_USAGE)
     except click.Abort:
-        err_console.print("aborted")
+        err_console().print("aborted")
         sys.exit(130)
     except SpecError as exc:
-        err_console.print(Text.assemble(("error: ", "red"), str(exc)), highlight=False)
+        _error(str(exc))
         sys.exit(EXIT_USAGE)
     except KdoctorError as exc:
-        err_console.print(Text.assemble(("error: ", "red"), f"{type(exc).__name__}: {exc}"), highlight=False)
+        _error(f"{type(exc).__name__}: {exc}")
         sys.exit(EXIT_USAGE)
+
+
+def _error(text: str) -> None:
+    from rich.text import Text
+
+    err_console().print(Text.assemble(("error: ", "red"), text), highlight=False)

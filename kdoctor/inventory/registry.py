@@ -57,6 +57,8 @@ def missing_reason(node: NodeInfo, now: float, timeout: float) -> str:
     if node.stopped is not None:
         when = datetime.fromtimestamp(node.stopped, UTC)
         return f"worker stopped at {when:%Y-%m-%d %H:%M:%S} UTC"
+    if node.unhealthy and now - node.last_heartbeat <= timeout:
+        return f"worker unhealthy: {node.unhealthy}"
     if node.last_heartbeat == 0:
         return "no worker has registered for this node"
     when = datetime.fromtimestamp(node.last_heartbeat, UTC)

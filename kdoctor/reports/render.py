@@ -144,7 +144,8 @@ def reports_table(reports: Iterable[ReportHead]) -> Table:
 
 
 def node_state(node: NodeInfo, now: float, timeout: float) -> str:
-    """``live``, ``stale``, ``stopped``, or ``missing`` for an inventory node no worker ever served."""
+    """``live``, ``unhealthy``, ``stale``, ``stopped``, or ``missing`` for an inventory node no worker
+    ever served."""
     if node.last_heartbeat == 0 and node.stopped is None:
         return "missing"
     return node.state(now, timeout)
@@ -158,12 +159,13 @@ def nodes_table(nodes: Iterable[NodeInfo], now: float, timeout: float) -> Table:
         table.add_column(col)
     for node in nodes:
         state = node_state(node, now, timeout)
-        style = {"live": "green", "stale": "red", "stopped": "yellow", "missing": "yellow"}[state]
+        style = {"live": "green", "unhealthy": "red", "stale": "red", "stopped": "yellow", "missing": "yellow"}[state]
+        shown = Text(f"{state}: {node.unhealthy}" if state == "unhealthy" else state, style=style)
         # clockOffset is broker minus node: a positive offset is a node clock running behind.
         skewed = abs(node.clock_offset) > SKEW_WARNING_SECONDS
         clock = Text(f"{-node.clock_offset:+.3f} s" if node.last_heartbeat else "-", style="red" if skewed else "")
         table.add_row(
-            node.name, Text(state, style=style), " ".join(node.addresses), str(node.agent_port),
+            node.name, shown, " ".join(node.addresses), str(node.agent_port),
             f"{now - node.last_heartbeat:.0f} s ago" if node.last_heartbeat else "never", clock,
             ",".join(f"{k}={v}" for k, v in node.labels.items()),
         )

@@ -8,7 +8,7 @@ from pydantic import Field
 
 from kdoctor.specs.results import ResultModel
 
-NodeState = Literal["live", "stale", "stopped"]
+NodeState = Literal["live", "stale", "stopped", "unhealthy"]
 
 
 class NodeInfo(ResultModel):
@@ -25,14 +25,20 @@ class NodeInfo(ResultModel):
     started: float = 0.0
     last_heartbeat: float = 0.0
     stopped: float | None = Field(default=None, description="When the worker stopped cleanly.")
+    unhealthy: str | None = Field(
+        default=None, description="Why the worker cannot take work although it beats (starting, its consumer "
+                                  "stalled, its agent down); None when it can.")
     clock_offset: float = Field(
         default=0.0, description="Broker clock minus this node's clock (s), measured at the last heartbeat.")
 
     def state(self, now: float, timeout: float) -> NodeState:
-        """``live`` (heartbeat within ``timeout``), ``stopped`` (said goodbye) or ``stale``."""
+        """``live`` (heartbeat within ``timeout``, nothing wrong), ``unhealthy`` (beats but says it
+        cannot work), ``stopped`` (said goodbye) or ``stale``."""
         if self.stopped is not None:
             return "stopped"
-        return "live" if now - self.last_heartbeat <= timeout else "stale"
+        if now - self.last_heartbeat > timeout:
+            return "stale"
+        return "unhealthy" if self.unhealthy else "live"
 
     @property
     def addresses(self) -> list[str]:

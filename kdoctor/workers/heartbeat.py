@@ -20,6 +20,7 @@ class Heartbeat:
         self._beat = beat
         self._interval = interval
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._failing = False
 
@@ -34,8 +35,13 @@ class Heartbeat:
 
     def stop(self) -> None:
         self._stop.set()
-        if self.started:
+        self._wake.set()
+        if self.started and self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
+
+    def beat_now(self) -> None:
+        """Beat at once instead of at the end of the current interval."""
+        self._wake.set()
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -49,4 +55,5 @@ class Heartbeat:
                     log.warning("%s: heartbeat failed (%s); retrying every %.1f s",
                                 self._thread.name, exc, self._interval)
                 self._failing = True
-            self._stop.wait(self._interval)
+            self._wake.wait(self._interval)
+            self._wake.clear()

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import ipaddress
 
-import psutil
-
 
 def detect_addresses() -> list[str]:
     """Every global unicast address of this machine (IPv4 first); loopback when there is none."""
+    import psutil  # only when no address is given: the worker stays smaller without it
+
     v4: list[str] = []
     v6: list[str] = []
     for addrs in psutil.net_if_addrs().values():

@@ -1,0 +1,97 @@
+"""A worker's heartbeat vouches for its consumer and its agent, not only for a running thread."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from kdoctor.errors import SetupError
+from kdoctor.settings import Settings
+from kdoctor.specs.nodes import NodeInfo
+from kdoctor.workers import health, node
+from kdoctor.workers.flower import check_credentials
+
+
+class Agent:
+    """An agent that answers (or not) as the test says."""
+
+    def __init__(self) -> None:
+        self.trouble = ""
+        self.restarted: list[str] = []
+        self.port = 5710
+        self.process: Any = self
+
+    def poll(self) -> int | None:
+        return None
+
+    def health(self) -> str:
+        return self.trouble
+
+    def restart(self, why: str) -> None:
+        self.restarted.append(why)
+        self.trouble = ""
+
+
+def vouch(stall: float = 10.0) -> tuple[node.NodeHeartbeat, Agent]:
+    agent = Agent()
+    beat = node.NodeHeartbeat(None, Settings(stall_seconds=stall), NodeInfo(name="n"), agent)  # type: ignore[arg-type]
+    return beat, agent
+
+
+def test_starting_until_ready_then_healthy() -> None:
+    beat, _ = vouch()
+    health.Vitals.consumer_tick = time.monotonic()
+    assert beat.problem() == "starting"
+    beat.ready.set()
+    assert beat.problem() == ""
+
+
+def test_a_consumer_that_stopped_running_is_not_live_then_exits(monkeypatch: pytest.MonkeyPatch) -> None:
+    beat, _ = vouch(stall=10.0)
+    beat.ready.set()
+    health.Vitals.consumer_tick = time.monotonic() - 15
+    assert beat.problem() == "its Celery consumer has not run for 15 s"
+    exits: list[int] = []
+    monkeypatch.setattr(node.os, "_exit", exits.append)
+    health.Vitals.consumer_tick = time.monotonic() - 25
+    beat.problem()
+    assert exits == [node.EXIT_STALLED]
+
+
+def test_an_agent_that_does_not_answer_is_not_live_then_restarted(monkeypatch: pytest.MonkeyPatch) -> None:
+    beat, agent = vouch(stall=10.0)
+    beat.ready.set()
+    health.Vitals.consumer_tick = time.monotonic()
+    agent.trouble = "agent does not answer on port 5710: timed out"
+    assert beat.problem() == agent.trouble and not agent.restarted  # not at once: it may be busy a moment
+    later = time.monotonic() + 11
+    monkeypatch.setattr(time, "monotonic", lambda: later)
+    health.Vitals.consumer_tick = later  # the consumer keeps running meanwhile
+    assert beat.problem() == "" and agent.restarted == ["agent does not answer on port 5710: timed out"]
+
+
+def test_a_dead_agent_is_restarted_at_once() -> None:
+    beat, agent = vouch()
+    beat.ready.set()
+    health.Vitals.consumer_tick = time.monotonic()
+    agent.trouble = "agent exited with -9"
+    agent.process = type("Dead", (), {"poll": lambda self: -9})()
+    assert beat.problem() == "" and agent.restarted == ["agent exited with -9"]
+
+
+def test_a_node_that_says_it_cannot_work_is_not_live() -> None:
+    info = NodeInfo(name="n", last_heartbeat=100.0, unhealthy="its Celery consumer has not run for 40 s")
+    assert info.state(101.0, 15.0) == "unhealthy"
+    assert info.model_copy(update={"unhealthy": None}).state(101.0, 15.0) == "live"
+
+
+@pytest.mark.parametrize("auth", ["", ",", "sre", "sre:", ":pw", " : ", "sre: ", " :pw", "a:b, :c", "\t:\t"])
+def test_flower_refuses_empty_or_blank_credentials(auth: str) -> None:
+    with pytest.raises(SetupError, match="not empty or blank"):
+        check_credentials(auth)
+
+
+def test_flower_takes_real_credentials() -> None:
+    assert check_credentials("sre:s3cret,ops:pw2") == ["sre:s3cret", "ops:pw2"]
