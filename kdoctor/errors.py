@@ -7,6 +7,7 @@
     ├── SetupError           kdoctor cannot work here: no broker, no coordinator, no node
     │   └── BrokerUnavailable    Redis cannot be reached
     ├── ReportNotFound       no report with that id (never written, or past retention)
+    │   └── ReportUnreadable     the stored report cannot be read (corrupt, or not a report)
     ├── WaitTimeout          a job produced no report within the caller's timeout
     └── ProbeError           a probe could not run at all (not: the target is unhealthy)
 
@@ -24,6 +25,7 @@ __all__ = [
     "KdoctorError",
     "ProbeError",
     "ReportNotFound",
+    "ReportUnreadable",
     "SetupError",
     "SpecError",
     "WaitTimeout",
@@ -70,6 +72,10 @@ class BrokerUnavailable(SetupError):
 
 class ReportNotFound(KdoctorError, LookupError):
     """No report exists under that id."""
+
+
+class ReportUnreadable(ReportNotFound):
+    """A report is stored under that id but cannot be read back."""
 
 
 class WaitTimeout(KdoctorError, TimeoutError):

@@ -101,12 +101,29 @@ class Settings:
     start_lead_seconds: float = _field(
         "KDOCTOR_START_LEAD_SECONDS",
         1.0,
-        "Pressure starts this long after planning (plus 2 ms per node), so that every node has "
-        "received its task and all start at the same wall-clock instant.",
+        "Pressure starts this long after planning, plus the time planning and publishing to every "
+        "node takes (measured by each coordinator), so that every node has received its task and "
+        "all start at the same wall-clock instant.",
+        "s",
+    )
+    stall_seconds: float = _field(
+        "KDOCTOR_STALL_SECONDS",
+        30.0,
+        "A worker whose Celery consumer has not run for this long, or whose agent does not answer, "
+        "stops reporting itself live (its node is `missing` with the reason); after twice as long "
+        "it exits, so that its supervisor (the DaemonSet) starts a fresh one.",
         "s",
     )
     report_retention_days: float = _field(
         "KDOCTOR_REPORT_RETENTION_DAYS", 30.0, "Reports older than this are deleted from Redis.", "days"
+    )
+    report_retention_mb: float = _field(
+        "KDOCTOR_REPORT_RETENTION_MB",
+        512.0,
+        "The stored reports together may take this much of Redis (compressed); past it the oldest are "
+        "deleted first. Half of the shipped Redis's 1 GiB, so queues, the registry and a round in "
+        "progress always have room (see the README's Redis sizing). 0: no size cap, only the age.",
+        "MiB",
     )
     coordinator_timeout_seconds: float = _field(
         "KDOCTOR_COORDINATOR_TIMEOUT_SECONDS",

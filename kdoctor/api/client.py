@@ -93,17 +93,20 @@ class Job:
 
     @translated
     def progress(self) -> Progress:
-        """The round's current phase and how many nodes have answered."""
+        """The round's current phase and how many nodes have answered.
+
+        One round trip of four small reads (``rounds.progress``), whatever the cluster's size: a
+        waiting client never loads the round's plan.
+        """
         r = self.client.redis
-        if reports.exists(r, self.round_id):
+        done, fields, answered, now = rounds.progress(r, self.round_id)
+        if done:
             return Progress("done")
-        state = rounds.load_round(r, self.round_id)
-        if state is None:
+        if not fields:
             return Progress("queued" if rounds.load_job(r, self.id) is not None else "lost")
-        now = broker_now(r)
-        phase = "waiting" if now < state.start_at else "running" if now < state.deadline else "finalizing"
-        return Progress(phase, len(state.expected), len(state.published),
-                        rounds.result_count(r, self.round_id), state.start_at, state.deadline, now)
+        start_at, deadline = float(fields["startAt"]), float(fields["deadline"])
+        phase = "waiting" if now < start_at else "running" if now < deadline else "finalizing"
+        return Progress(phase, int(fields["expected"]), int(fields["published"]), answered, start_at, deadline, now)
 
     @translated
     def wait(self, timeout: float | None = None, poll: float = 0.1,
@@ -235,7 +238,7 @@ class Client:
         kinds.check(model.kind)
         self.check_ready()
         job = JobRecord(job=new_job_id(model.name), kind=model.kind, name=model.name,
-                        spec=spec_json(model), submitted=broker_now(self.redis), source=source)
+                        spec=spec_json(model), submitted=broker_now(self.redis), source=source, scheduled=True)
         # A schedule may run for a long time: its job record outlives the report retention.
         rounds.save_job(self.redis, job, max(int(self.settings.report_retention_days * 86400),
                                              keys.SCHEDULE_TTL_SECONDS))
@@ -275,10 +278,11 @@ class Client:
 
     @translated
     def reports(self, *, limit: int = 20, job: str | None = None, kind: str | None = None,
-                name: str | None = None) -> list[ReportHead]:
+                name: str | None = None, unreadable: list[str] | None = None) -> list[ReportHead]:
         """The heads (verdict, reasons, totals) of stored reports, newest first; :meth:`report`
-        gives a whole one."""
-        return reports.latest(self.redis, limit=limit, job=job, kind=kind, name=name)
+        gives a whole one. A stored head that cannot be read is skipped (and its id appended to
+        ``unreadable`` when given)."""
+        return reports.latest(self.redis, limit=limit, job=job, kind=kind, name=name, unreadable=unreadable)
 
     @translated
     def nodes(self) -> list[NodeInfo]:

@@ -14,25 +14,36 @@ expected, not live  no assignment; ``missing`` with the inventory's reason
 =================  ==========================================================================
 
 Instants are on the broker's clock. Every node starts at ``start_at``: ``now`` plus the start
-lead plus the time publishing to every node takes (serial kinds stagger nodes by their
-budget). The deadline is the start plus the budget plus the grace, never later than
-``roundTimeoutMinute`` after ``now`` (serial kinds add their stagger to that bound).
+lead plus the time planning and publishing to every node take (``per_node_seconds``, which the
+coordinator measures), or, when a node the round needs is still busy with another round, just
+after that round ends: the report then says who it waited for (a node runs one probe at a time;
+two rounds pressing one node at once would measure each other). Serial kinds stagger nodes by
+their budget. The deadline is the start plus the budget plus the grace, never later than
+``roundTimeoutMinute`` after ``now`` (serial kinds add their stagger to that bound); a round that
+could not even start in that time is refused with the busy nodes named.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from kdoctor.probes import kinds
 from kdoctor.settings import Settings
 from kdoctor.specs.loading import SpecModel, spec_json
+from kdoctor.specs.nodes import NodeInfo
 from kdoctor.specs.plan import Assignment, InventoryView, RoundContext
-from kdoctor.specs.rounds import Job, RoundState, round_id
+from kdoctor.specs.rounds import Busy, Job, RoundState, round_id
 
-__all__ = ["PUBLISH_SECONDS_PER_NODE", "RoundPlan", "failed", "plan"]
+__all__ = ["BUSY_GAP_SECONDS", "PUBLISH_SECONDS_PER_NODE", "RoundPlan", "failed", "plan"]
 
-# Publishing one probe costs about 1-2 ms of coordinator CPU; the start instant leaves room for it.
+# Planning and publishing cost about this much per node before the coordinator has measured it
+# (it then plans with its own measurement, kdoctor.tasks.coordinator.Pacing).
 PUBLISH_SECONDS_PER_NODE = 0.002
+# A round that waits for a busy node starts this long after the other round's deadline: the
+# other probe has stopped by its deadline, and its result is written meanwhile.
+BUSY_GAP_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -46,8 +57,10 @@ class RoundPlan:
 
 
 def plan(spec: SpecModel, inventory: InventoryView, now: float, settings: Settings, *, job: str,
-         number: int, rotation: int = 0) -> RoundPlan:
-    """Plan round ``number`` of ``job`` at broker time ``now``."""
+         number: int, rotation: int = 0, busy: Mapping[str, Busy] | None = None,
+         per_node_seconds: float = PUBLISH_SECONDS_PER_NODE) -> RoundPlan:
+    """Plan round ``number`` of ``job`` at broker time ``now``; ``busy``: nodes another round keeps
+    busy, and until when."""
     kind = kinds.get(spec.kind)
     document = spec_json(spec)
     rid = round_id(job, number)
@@ -59,10 +72,17 @@ def plan(spec: SpecModel, inventory: InventoryView, now: float, settings: Settin
                for n in inventory.expected if n.name not in live_names}
     budget = kind.budget(spec)
     serial = kind.serial(spec)
-    start_at = now + settings.start_lead_seconds + PUBLISH_SECONDS_PER_NODE * len(live)
+    ready = now + settings.start_lead_seconds + per_node_seconds * len(live)
+    waited_for = _blocking(live, busy or {}, ready)
+    start_at = max([ready, *(b.until + BUSY_GAP_SECONDS for _, b in waited_for)])
     span = budget * len(live) if serial else budget
-    deadline = min(start_at + span + settings.round_grace_seconds,
-                   now + spec.spec.schedule.round_timeout_seconds + (span if serial else 0.0))
+    limit = now + spec.spec.schedule.round_timeout_seconds + (span if serial else 0.0)
+    deadline = min(start_at + span + settings.round_grace_seconds, limit)
+    if waited_for and start_at + span > limit:
+        error = (f"{_busy_names(waited_for)} busy until {max(b.until for _, b in waited_for) - now:.0f} s from now: "
+                 "the round could not run within its roundTimeoutMinute; submit it again later or raise "
+                 "spec.schedule.roundTimeoutMinute")
+        return RoundPlan(failed_state(spec, document, job, number, now, error, inventory))
     ctx = RoundContext(inventory, rotation)
     assignments = []
     warnings: list[str] = []
@@ -74,6 +94,9 @@ def plan(spec: SpecModel, inventory: InventoryView, now: float, settings: Settin
             node=node.name, targets=targets,
             start_at=start_at + (index * budget if serial else 0.0), deadline=deadline,
         ))
+    if waited_for:
+        warnings.insert(0, f"waited {start_at - ready:.1f} s for {_busy_names(waited_for)} (a node runs one round "
+                           "at a time)")
     state = RoundState(
         round_id=rid, job=job, round=number, kind=spec.kind, name=spec.name, spec=document,
         expected=[n.name for n in inventory.expected], published=[a.node for a in assignments],
@@ -83,6 +106,27 @@ def plan(spec: SpecModel, inventory: InventoryView, now: float, settings: Settin
                   for d in dict.fromkeys(t.destination for t in a.targets if t.destination)],
     )
     return RoundPlan(state, assignments, {n.name: n.clock_offset for n in live})
+
+
+def _blocking(live: list[NodeInfo], busy: Mapping[str, Busy], ready: float) -> list[tuple[str, Busy]]:
+    """The probing nodes whose other round is still running at ``ready``, latest end first."""
+    found = [(n.name, busy[n.name]) for n in live if n.name in busy and busy[n.name].until + BUSY_GAP_SECONDS > ready]
+    return sorted(found, key=lambda item: -item[1].until)
+
+
+def _busy_names(waited_for: list[tuple[str, Busy]]) -> str:
+    """``node-2 busy with round R`` for the node that ends last, and how many more."""
+    name, mark = waited_for[0]
+    more = f" and {len(waited_for) - 1} more node(s)" if len(waited_for) > 1 else ""
+    return f"{name} (busy with round {mark.round}){more}"
+
+
+def failed_state(spec: SpecModel, document: dict[str, Any], job: str, number: int, now: float, error: str,
+                 inventory: InventoryView) -> RoundState:
+    """The state of a round refused at planning: nothing was probed, the error says why."""
+    return RoundState(
+        round_id=round_id(job, number), job=job, round=number, kind=spec.kind, name=spec.name, spec=document,
+        planned=now, start_at=now, deadline=now, error=error, inventory=inventory.source)
 
 
 def failed(job: Job | None, job_id: str, number: int, now: float, error: str) -> RoundState:

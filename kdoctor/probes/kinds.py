@@ -22,20 +22,20 @@ from functools import cache
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from kdoctor.errors import SetupError
-from kdoctor.specs.apphttp import AppHttpHealthy
-from kdoctor.specs.common import DocumentBase
-from kdoctor.specs.netdns import Netdns
-from kdoctor.specs.netreach import NetReach
-from kdoctor.specs.nodes import NodeInfo
-from kdoctor.specs.plan import Assignment, PlannedTarget, RoundContext
-from kdoctor.specs.results import NodeResult
 
 if TYPE_CHECKING:
     from kdoctor.probes.measure import GeneratorMonitor
+    from kdoctor.specs.apphttp import AppHttpHealthy
+    from kdoctor.specs.common import DocumentBase
+    from kdoctor.specs.netdns import Netdns
+    from kdoctor.specs.netreach import NetReach
+    from kdoctor.specs.nodes import NodeInfo
+    from kdoctor.specs.plan import Assignment, PlannedTarget, RoundContext
+    from kdoctor.specs.results import NodeResult
 
 __all__ = ["Kind", "NodeContext", "check", "get", "names", "request_budget"]
 
-S = TypeVar("S", bound=DocumentBase)
+S = TypeVar("S", bound="DocumentBase")
 
 _ALIASES = {
     "NetReach": "kdoctor.probes.netreach:KIND",

@@ -2,7 +2,8 @@
 
 Only targets that name a destination node (``endpoint``, ``nodePort``) enter the matrix; a cell
 merges every such target of one ordered pair (both families, both kinds) and is bad when any of
-them failed its expectation. Targets that name no destination (Service paths, an application's
+them failed its expectation. The cells come from the nodes' digests (each node merges its own
+targets: :mod:`kdoctor.specs.digest`). Targets that name no destination (Service paths, an application's
 URL, a DNS server) are gathered per path and source. Who is to blame for the bad ones is
 :mod:`kdoctor.reports.blame`'s call.
 """
@@ -10,69 +11,39 @@ URL, a DNS server) are gathered per path and source. Who is to blame for the bad
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 
 from kdoctor.reports.blame import path_suspects, suspects
+from kdoctor.specs.digest import SERVICE_PATHS, digest_of
 from kdoctor.specs.latency import Latency
 from kdoctor.specs.mesh import node_order
-from kdoctor.specs.results import Matrix, MatrixCell, NodeResult, TargetResult
+from kdoctor.specs.results import Matrix, MatrixCell, NodeDigest, NodeResult, PairDigest
 
-SERVICE_PATHS = frozenset({"clusterIP", "loadBalancer", "ingress", "url", "dns"})
-
-
-@dataclass
-class LatencyDigest:
-    """What a report needs of its targets' histograms: p99 per (source, destination) pair and the
-    merge of them all."""
-
-    p99_ms: dict[tuple[str, str], float | None]
-    total: Latency
+__all__ = ["SERVICE_PATHS", "build_matrix", "merged_latency", "shown_nodes"]
 
 
-def digest(nodes: dict[str, NodeResult]) -> LatencyDigest:
-    """Decode every target's histogram once, merging pair by pair.
-
-    A 1,000-node round has tens of thousands of targets and an HDR histogram takes ~180 KB in
-    memory: keeping one per pair would take gigabytes, so each pair's histogram lives only until
-    its p99 is read and it is added to the total.
-    """
-    groups: dict[tuple[str, str | None], list[TargetResult]] = defaultdict(list)
-    for source, result in nodes.items():
-        for target in result.targets:
-            if target.histogram:
-                groups[(source, target.destination)].append(target)
+def merged_latency(digests: Iterable[NodeDigest]) -> Latency:
+    """Every node's merged histogram, merged: the round's latency."""
     total = Latency()
-    p99: dict[tuple[str, str], float | None] = {}
-    for (source, destination), targets in groups.items():
-        part = Latency()
-        for target in targets:
-            part.add_encoded(target.histogram, target.latency_ms)
-        if destination is not None:
-            p99[(source, destination)] = part.percentile_ms(99) if part.count else None
-        total.merge(part)
-    return LatencyDigest(p99_ms=p99, total=total)
+    for digest in digests:
+        if digest.histogram:
+            total.add_encoded(digest.histogram, digest.latency_ms)
+    return total
 
 
-def build_matrix(nodes: dict[str, NodeResult], covered: list[list[str]],
-                 latencies: LatencyDigest | None = None) -> Matrix | None:
-    """The matrix of a round, or ``None`` when no target names a destination node or a Service path.
-
-    ``latencies``: the :func:`digest` of ``nodes``, when the caller has it already.
-    """
-    latencies = digest(nodes) if latencies is None else latencies
-    grouped: dict[tuple[str, str], list[TargetResult]] = defaultdict(list)
+def build_matrix(nodes: Mapping[str, NodeDigest | NodeResult], covered: list[list[str]]) -> Matrix | None:
+    """The matrix of a round, or ``None`` when no target names a destination node or a Service path."""
+    digests = {name: n if isinstance(n, NodeDigest) else digest_of(n) for name, n in nodes.items()}
+    cells: list[MatrixCell] = []
     paths: dict[str, dict[str, bool]] = defaultdict(dict)  # path → source → bad
-    for source, result in nodes.items():
-        for target in result.targets:
-            if target.destination:
-                grouped[(source, target.destination)].append(target)
-            elif target.kind in SERVICE_PATHS:
-                paths[target.name][source] = paths[target.name].get(source, False) or target.verdict != "passed"
-    if not grouped and not paths:
+    for source, digest in digests.items():
+        cells += [_cell(source, pair) for pair in digest.cells]
+        for path, bad in digest.paths.items():
+            paths[path][source] = paths[path].get(source, False) or bad
+    if not cells and not paths:
         return None
-    cells = [_cell(src, dst, targets, latencies.p99_ms.get((src, dst)))
-             for (src, dst), targets in sorted(grouped.items())]
-    names = sorted({c.source for c in cells} | {c.destination for c in cells} | set(nodes), key=node_order)
+    cells.sort(key=lambda c: (c.source, c.destination))
+    names = sorted({c.source for c in cells} | {c.destination for c in cells} | set(digests), key=node_order)
     pairs = covered or [[c.source, c.destination] for c in cells]
     found = suspects(cells)
     found += path_suspects(paths, found)
@@ -81,15 +52,12 @@ def build_matrix(nodes: dict[str, NodeResult], covered: list[list[str]],
     return Matrix(nodes=names, cells=cells, covered=pairs, suspects=found)
 
 
-def _cell(source: str, destination: str, targets: list[TargetResult], p99_ms: float | None) -> MatrixCell:
-    requests = sum(t.requests for t in targets)
-    successes = sum(t.successes for t in targets)
-    failed = sum(t.verdict != "passed" for t in targets)
+def _cell(source: str, pair: PairDigest) -> MatrixCell:
     return MatrixCell(
-        source=source, destination=destination, targets=len(targets), failed_targets=failed,
-        requests=requests, successes=successes,
-        success_rate=round(successes / requests, 6) if requests else None,
-        p99_ms=p99_ms, bad=failed > 0,
+        source=source, destination=pair.destination, targets=pair.targets, failed_targets=pair.failed,
+        requests=pair.requests, successes=pair.successes,
+        success_rate=round(pair.successes / pair.requests, 6) if pair.requests else None,
+        p99_ms=pair.p99_ms, bad=pair.failed > 0,
     )
 
 

@@ -1,51 +1,104 @@
-"""Merge node results into a round's report and judge the round. Pure: no I/O."""
+"""Merge node results into a round's report and judge the round. Pure: no I/O.
+
+The judging works on node digests (:class:`~kdoctor.specs.results.NodeDigest`: each node's
+targets merged per destination and in total, made by the node itself), never on every target:
+at 1,000 nodes a round has 40,000 targets, and decoding and validating them all took the
+coordinator seconds. Two ways in, one judgement:
+
+* :func:`build_report` takes node results as models (tests, tools) and returns a whole
+  :class:`~kdoctor.specs.results.Report`;
+* :func:`assemble_report` takes the digests and the nodes' results as the JSON they arrived in
+  (the coordinator) and returns the report's shell (everything but ``nodes``, which is what
+  listings, metrics and notifications read) and the whole report as JSON, the results spliced in
+  unparsed.
+"""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
+from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
 
 from kdoctor.reports.blame import describe
-from kdoctor.reports.matrix import LatencyDigest, build_matrix, digest
-from kdoctor.specs.results import NodeResult, Report, Summary, TaskRef
+from kdoctor.reports.matrix import build_matrix, merged_latency
+from kdoctor.specs.digest import digest_of
+from kdoctor.specs.results import NodeDigest, NodeResult, Report, Summary, TaskRef
 from kdoctor.specs.rounds import RoundState
 
+__all__ = ["assemble_report", "build_report", "summarize"]
 
-def build_report(state: RoundState, results: dict[str, NodeResult], finished: datetime | None = None) -> Report:
+UNCONSUMED = ("its queue was not consumed: the probe message was still waiting at the round's end "
+              "(the worker's consumer is stuck or not running); the message was removed")
+NO_RESULT = ("no result by the round deadline (the worker died, hung or lost its broker connection while "
+             "probing)")
+
+
+def build_report(state: RoundState, results: Mapping[str, NodeResult], finished: datetime | None = None, *,
+                 unconsumed: Collection[str] = ()) -> Report:
     """The report of one round.
 
     Every expected node appears exactly once: with its own result, as ``missing`` (not live at
-    planning, never published to), or as ``timeout`` (published, no result by the deadline).
-    The round passes only when every expected node passed; the blame analysis's suspects lead
-    the reasons. A live node the spec leaves out as a source (``state.idle``) is ``passed`` with
-    the reason: it was probed only as a destination, where its column of the matrix judges it.
+    planning, never published to), or as ``timeout`` (published, no result by the deadline;
+    ``unconsumed`` names those whose probe message was still in their queue: their consumer
+    never took it). The round passes only when every expected node passed; the blame analysis's
+    suspects lead the reasons. A live node the spec leaves out as a source (``state.idle``) is
+    ``passed`` with the reason: it was probed only as a destination, where its column of the
+    matrix judges it.
     """
+    shell, stand_ins = _judge(state, {n: digest_of(r) for n, r in results.items()}, finished, unconsumed)
+    nodes = {name: results.get(name) or stand_ins[name] for name in _order(state, results)}
+    return shell.model_copy(update={"nodes": nodes})
+
+
+def assemble_report(state: RoundState, digests: Mapping[str, NodeDigest], raw_results: Mapping[str, str],
+                    finished: datetime | None = None, *, unconsumed: Collection[str] = ()) -> tuple[Report, str]:
+    """The report's shell (``nodes`` empty) and the whole report as JSON, from the nodes' digests
+    and their results as JSON text (spliced in unparsed, so they must be what the nodes wrote)."""
+    shell, stand_ins = _judge(state, digests, finished, unconsumed)
+    parts = []
+    for name in _order(state, raw_results):
+        raw = raw_results.get(name)
+        parts.append(f"{json.dumps(name)}:{raw if raw is not None else stand_ins[name].model_dump_json(by_alias=True)}")
+    text = shell.model_dump_json(by_alias=True, exclude={"nodes"})
+    # JSON objects are unordered: the nodes go last, as one more member of the top-level object.
+    return shell, f'{text[:-1]},"nodes":{{{",".join(parts)}}}}}'
+
+
+def _order(state: RoundState, results: Mapping[str, object]) -> list[str]:
+    return sorted(set(state.expected) | set(results))
+
+
+def _judge(state: RoundState, digests: Mapping[str, NodeDigest], finished: datetime | None,
+           unconsumed: Collection[str]) -> tuple[Report, dict[str, NodeResult]]:
+    """The report without its nodes, and the results the coordinator writes itself for the
+    nodes that sent none (missing, idle, timeout)."""
     end = finished or datetime.now(UTC)
-    nodes: dict[str, NodeResult] = {}
-    for node in sorted(set(state.expected) | set(results)):
-        if node in results:
-            nodes[node] = results[node]
-        elif node in state.missing:
-            nodes[node] = NodeResult(node=node, status="missing", reason=state.missing[node])
+    stand_ins: dict[str, NodeResult] = {}
+    judged: dict[str, NodeDigest] = {}
+    for node in _order(state, digests):
+        if node in digests:
+            judged[node] = digests[node]
+            continue
+        if node in state.missing:
+            stand_in = NodeResult(node=node, status="missing", reason=state.missing[node])
         elif node in state.idle:  # live, deliberately not a source: nothing of its own to judge
-            nodes[node] = NodeResult(node=node, status="passed", reason=state.idle[node])
+            stand_in = NodeResult(node=node, status="passed", reason=state.idle[node])
         else:
-            nodes[node] = NodeResult(
-                node=node, status="timeout",
-                reason="no result by the round deadline (the worker died, hung or lost its broker "
-                       "connection while probing)")
-    latencies = digest(nodes)
-    matrix = build_matrix(nodes, state.coverage, latencies)
+            stand_in = NodeResult(node=node, status="timeout", reason=UNCONSUMED if node in unconsumed else NO_RESULT)
+        stand_ins[node] = stand_in
+        judged[node] = digest_of(stand_in)
+    matrix = build_matrix(judged, state.coverage)
     # Blame first: "node-3 is broken" is what the reader needs before each node's own complaint.
     reasons = [describe(s) for s in (matrix.suspects if matrix else [])]
-    reasons += [f"{name}: {res.status}: {res.reason}" if res.reason else f"{name}: {res.status}"
-                for name, res in nodes.items() if res.status != "passed"]
+    reasons += [f"{name}: {d.status}: {d.reason}" if d.reason else f"{name}: {d.status}"
+                for name, d in judged.items() if d.status != "passed"]
     if state.error:
         reasons.insert(0, f"the round could not be planned: {state.error}")
-    elif not nodes:
+    elif not judged:
         reasons.append("no node is known: start a worker (`kdoctor worker --node NAME`) or give an inventory")
-    warnings = list(dict.fromkeys([*state.warnings, *(w for r in nodes.values() for w in r.warnings)]))
-    return Report(
+    warnings = list(dict.fromkeys([*state.warnings, *(w for d in judged.values() for w in d.warnings)]))
+    shell = Report(
         id=state.round_id,
         job=state.job,
         task=TaskRef(kind=state.kind, name=state.name),
@@ -57,25 +110,22 @@ def build_report(state: RoundState, results: dict[str, NodeResult], finished: da
         finished=end,
         deadline=datetime.fromtimestamp(state.deadline, UTC),
         spec=state.spec,
-        nodes=nodes,
-        summary=summarize(nodes, latencies),
+        nodes={},
+        summary=summarize(judged),
         matrix=matrix,
     )
+    return shell, stand_ins
 
 
-def summarize(nodes: dict[str, NodeResult], latencies: LatencyDigest | None = None) -> Summary:
-    """Round totals; latency percentiles from the merged histograms of every target
-    (``latencies``: the :func:`~kdoctor.reports.matrix.digest` of ``nodes``, if at hand)."""
-    merged = (digest(nodes) if latencies is None else latencies).total
-    requests = successes = 0
-    for result in nodes.values():
-        for target in result.targets:
-            requests += target.requests
-            successes += target.successes
+def summarize(nodes: Mapping[str, NodeDigest | NodeResult]) -> Summary:
+    """Round totals; latency percentiles from the merged histograms of every target."""
+    digests = [n if isinstance(n, NodeDigest) else digest_of(n) for n in nodes.values()]
+    requests = sum(d.requests for d in digests)
+    successes = sum(d.successes for d in digests)
     return Summary(
-        nodes=dict(sorted(Counter(r.status for r in nodes.values()).items())),
+        nodes=dict(sorted(Counter(d.status for d in digests).items())),
         requests=requests,
         successes=successes,
         success_rate=round(successes / requests, 6) if requests else None,
-        latency_ms=merged.summary(),
+        latency_ms=merged_latency(digests).summary(),
     )

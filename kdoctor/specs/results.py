@@ -135,6 +135,36 @@ class NodeResult(ResultModel):
     profiles: list[DiskProfileResult] = Field(default_factory=list, description="DiskIO only.")
 
 
+class PairDigest(ResultModel):
+    """One node's targets towards one destination node, taken together (a matrix cell)."""
+
+    destination: str
+    targets: int = 0
+    failed: int = Field(default=0, description="Targets that failed their expectation.")
+    requests: int = 0
+    successes: int = 0
+    p99_ms: float | None = Field(default=None, description="p99 of the pair's merged histograms.")
+
+
+class NodeDigest(ResultModel):
+    """What the coordinator needs of one node's result to judge the round, made where the
+    histograms are (the node, or :func:`kdoctor.specs.digest.digest_of`): a 1,000-node round's
+    report then merges 1,000 histograms instead of decoding 40,000 targets."""
+
+    node: str
+    status: NodeStatus
+    reason: str = ""
+    warnings: list[str] = Field(default_factory=list)
+    cells: list[PairDigest] = Field(default_factory=list)
+    paths: dict[str, bool] = Field(
+        default_factory=dict, description="Targets that name no destination node (a Service path, a URL, a DNS "
+                                          "server) → whether this node found it bad.")
+    requests: int = 0
+    successes: int = 0
+    latency_ms: LatencyMs = Field(default_factory=LatencyMs)
+    histogram: str = Field(default="", description="Every target's latency histogram merged (base64 HDR).")
+
+
 class TaskRef(ResultModel):
     """Which task a report belongs to."""
 

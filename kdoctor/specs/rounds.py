@@ -30,7 +30,8 @@ class Job(ResultModel):
     name: str
     spec: dict[str, Any]
     submitted: float
-    source: str = Field(default="api", description="api, cli or schedule")
+    source: str = Field(default="api", description="api, cli or demo")
+    scheduled: bool = Field(default=False, description="Rounds are fired by a schedule; else one round.")
 
 
 class RoundState(ResultModel):
@@ -55,3 +56,10 @@ class RoundState(ResultModel):
     error: str = Field(default="", description="Why the round could not be planned, if it could not.")
     coverage: list[list[str]] = Field(
         default_factory=list, description="[source, destination] pairs planned (per-node targets).")
+
+
+class Busy(ResultModel):
+    """A node's round in progress: the node takes no other round's probe before ``until``."""
+
+    round: str
+    until: float = Field(description="The round's deadline (broker clock).")

@@ -52,6 +52,7 @@ def redis_client(settings: Settings, *, timeout: float = 5.0) -> redis.Redis:
         # One retry rides out a dropped connection (a Redis restart, a failover); redis-py's
         # default of ten would keep a caller of a Redis that stopped answering waiting for minutes.
         retry=Retry(ExponentialWithJitterBackoff(base=0.1, cap=1.0), retries=1),
+        client_name="kdoctor",  # tells kdoctor's own connections from Celery's in CLIENT LIST
         **_tls_kwargs(settings),
     )
 

@@ -6,25 +6,44 @@ through these names, and Celery/kombu/redbeat are handed the queue names and pre
 Written by kdoctor (:mod:`kdoctor.store`)
 =========================================
 
+Per round, while it runs (all deleted when its report is written, in the same transaction):
+
 =====================================  ======  =========================================  ==================
 key                                    type    holds                                      expires
 =====================================  ======  =========================================  ==================
-``kdoctor:job:<job>``                  string  the job (kind, name, normalized spec)      report retention;
-                                                                                          400 d for schedules
-``kdoctor:job:<job>:fired``            string  rounds a schedule has fired (INCR)         400 d
 ``kdoctor:round:<round>``              string  the round's plan (:class:`RoundState`)     report retention
-``kdoctor:round:<round>:results``      hash    node → NodeResult JSON (first write wins)  report retention
-``kdoctor:round:<round>:final``        string  the claim: its setter writes the report    report retention
-``kdoctor:rounds:open``                zset    round → deadline (what the sweeper reads)  members removed
-                                                                                          when reported
-``kdoctor:rotation:<kind>:<name>``     string  a task's round counter (NetReach ring)     report retention
-``kdoctor:report:<round>``             string  the report JSON                            report retention
+``kdoctor:round:<round>:progress``     hash    published, expected, startAt, deadline:    with the plan
+                                               what waiting clients poll (a few bytes)
+``kdoctor:round:<round>:results``      hash    node → NodeResult JSON (first write wins)  with the plan
+``kdoctor:round:<round>:digests``      hash    node → NodeDigest JSON (what judging       with the plan
+                                               reads: a few KB per node)
+``kdoctor:round:<round>:pending``      string  results still expected; the worker that    with the plan
+                                               takes it to 0 makes the round due now
+``kdoctor:round:<round>:lease``        string  the coordinator writing the report         2 min (a writer
+                                                                                          that dies retries)
+=====================================  ======  =========================================  ==================
+
+Kept:
+
+=====================================  ======  =========================================  ==================
+``kdoctor:report:<round>``             string  the report (zlib-compressed JSON, base64)  report retention
 ``kdoctor:report:<round>:head``        string  the report's head (what listings read)     report retention
 ``kdoctor:reports``                    zset    report id → finish time (the index)        trimmed to the
                                                                                           retention on write
+``kdoctor:reports:bytes``              hash    report id → stored bytes (the size cap)    trimmed with it
+``kdoctor:job:<job>``                  string  the job (kind, name, normalized spec)      deleted with a one-
+                                                                                          shot job's report;
+                                                                                          400 d for schedules
+``kdoctor:job:<job>:fired``            string  rounds a schedule has fired (INCR)         400 d
+``kdoctor:rounds:open``                zset    round → deadline (what the sweeper reads)  removed when
+                                                                                          reported
+``kdoctor:rotation:<kind>:<name>``     string  a task's round counter (NetReach ring)     report retention
+``kdoctor:busy``                       hash    node → {round, until}: the round it runs   removed when
+                                                                                          reported
 ``kdoctor:nodes``                      hash    node → NodeInfo JSON (worker registry)     entries pruned after
                                                                                           ``node_forget_seconds``
 ``kdoctor:coordinators``               hash    coordinator id → heartbeat JSON            removed on clean stop
+``kdoctor:lock:plan``                  string  held while a coordinator plans a round     10 s
 =====================================  ======  =========================================  ==================
 
 Written by Celery, kombu and redbeat under names chosen here
@@ -33,18 +52,20 @@ Written by Celery, kombu and redbeat under names chosen here
 =====================================  ======  =========================================================
 key                                    type    holds
 =====================================  ======  =========================================================
-``kdoctor.coordinator``                list    plan / finalize / fire messages (kombu)
-``kdoctor.node.<node>``                list    probe messages of one node (kombu; ``expires`` = deadline)
+``kdoctor.coordinator``                list    plan / fire messages (kombu)
+``kdoctor.node.<node>``                list    probe messages of one node (pushed by the coordinator in
+                                               one pipeline, kombu's envelope; those a node never
+                                               consumed are removed when the round is reported)
 ``_kombu.binding.<queue>``             set     kombu's exchange bindings of each queue
 ``unacked``, ``unacked_index``         hash,   messages delivered but not yet acknowledged (kombu's
                                        zset    visibility timeout)
-``celery-task-meta-<task id>``         string  task results (Celery's ``result_expires``)
-``<chord id>.j``, ``<chord id>.t``     list,   the chord join of a round's probes (Celery)
-                                       string
 ``kdoctor:beat:<job>``                 hash    a schedule's beat entry (redbeat)
 ``kdoctor:beat::schedule``             zset    beat entries by due time (redbeat)
 ``kdoctor:beat::lock``                 string  the lock that lets one beat fire (redbeat)
 =====================================  ======  =========================================================
+
+Celery stores no result: every kdoctor task ignores its result (results travel in kdoctor's own
+hash above), so there is no ``celery-task-meta-*`` key and no chord state.
 """
 
 from __future__ import annotations
@@ -54,8 +75,11 @@ import re
 # -- kdoctor's own keys ------------------------------------------------------------------------------
 OPEN_ROUNDS = "kdoctor:rounds:open"
 REPORTS_INDEX = "kdoctor:reports"
+REPORTS_BYTES = "kdoctor:reports:bytes"
 NODES = "kdoctor:nodes"
 COORDINATORS = "kdoctor:coordinators"
+BUSY = "kdoctor:busy"
+PLAN_LOCK = "kdoctor:lock:plan"
 
 # A schedule's job record and fire counter outlive the report retention: a schedule may run for
 # a year, and its counter is what keeps a duplicate fire from planning a round twice.
@@ -82,9 +106,30 @@ def round_results(round_id: str) -> str:
     return f"kdoctor:round:{round_id}:results"
 
 
-def round_claim(round_id: str) -> str:
-    """The claim of the one writer of the round's report."""
-    return f"kdoctor:round:{round_id}:final"
+def round_digests(round_id: str) -> str:
+    """The round's node digests (hash node → NodeDigest JSON)."""
+    return f"kdoctor:round:{round_id}:digests"
+
+
+def round_progress(round_id: str) -> str:
+    """What a waiting client reads of a round (hash)."""
+    return f"kdoctor:round:{round_id}:progress"
+
+
+def round_pending(round_id: str) -> str:
+    """How many node results the round still expects."""
+    return f"kdoctor:round:{round_id}:pending"
+
+
+def round_lease(round_id: str) -> str:
+    """Which coordinator is writing the round's report."""
+    return f"kdoctor:round:{round_id}:lease"
+
+
+def round_keys(round_id: str) -> list[str]:
+    """Every key of a round in progress (deleted once its report is written)."""
+    return [round_plan(round_id), round_progress(round_id), round_results(round_id), round_digests(round_id),
+            round_pending(round_id), round_lease(round_id)]
 
 
 def rotation(kind: str, name: str) -> str:

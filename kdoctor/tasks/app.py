@@ -8,30 +8,45 @@ Redis clients are made again in each process (:class:`kdoctor.store.connection.P
 
 from __future__ import annotations
 
+from typing import Literal
+
 from celery import Celery
 
 from kdoctor.settings import Settings
 from kdoctor.store import keys
 from kdoctor.store.connection import PerProcess, celery_ssl_options
-from kdoctor.tasks import coordinator, probe
-from kdoctor.tasks.names import FINALIZE, FIRE, PLAN
+from kdoctor.tasks.names import FIRE, PLAN
 
-__all__ = ["build_app"]
+__all__ = ["Role", "build_app"]
+
+Role = Literal["client", "worker", "coordinator", "beat", "flower"]
 
 
-def build_app(settings: Settings) -> Celery:
-    """kdoctor's Celery app for ``settings``, with every task registered."""
+def build_app(settings: Settings, role: Role = "client") -> Celery:
+    """kdoctor's Celery app for ``settings``, with the tasks ``role`` runs registered.
+
+    A node's worker runs ``kdoctor.probe``, a coordinator ``kdoctor.plan`` and ``kdoctor.fire``;
+    the others only send tasks by name. Each role imports only its own tasks' modules, which keeps
+    a node's worker small (the planner and report code are not loaded there).
+    """
     app = _configured(settings)
     clients = PerProcess(settings)
-    probe.register(app, clients, settings)
-    coordinator.register(app, clients, settings)
+    if role == "worker":
+        from kdoctor.tasks import probe
+
+        probe.register(app, clients, settings)
+    elif role == "coordinator":
+        from kdoctor.tasks import coordinator
+
+        coordinator.register(app, clients, settings)
     return app
 
 
 def _configured(settings: Settings) -> Celery:
     """A Celery app talking to ``settings.broker_url``, without tasks."""
-    app = Celery("kdoctor", broker=settings.broker_url, backend=settings.broker_url, set_as_current=False)
-    retention = int(settings.report_retention_days * 86400)
+    # No result backend: results travel in kdoctor's own hash (kdoctor.store.rounds), so Celery
+    # writes no celery-task-meta key that nobody would read.
+    app = Celery("kdoctor", broker=settings.broker_url, backend=None, set_as_current=False)
     transport = {
         # Above the longest round: a probe message is never redelivered while it runs.
         "visibility_timeout": 6 * 3600,
@@ -44,23 +59,25 @@ def _configured(settings: Settings) -> Celery:
     app.conf.update(
         # JSON only: a pickle payload from anyone who can write to Redis would be code execution.
         task_serializer="json",
-        result_serializer="json",
         event_serializer="json",
         accept_content=["json"],
-        result_accept_content=["json"],
+        task_ignore_result=True,
         task_default_queue=keys.COORDINATOR_QUEUE,
-        task_routes={name: {"queue": keys.COORDINATOR_QUEUE} for name in (PLAN, FINALIZE, FIRE)},
+        task_routes={name: {"queue": keys.COORDINATOR_QUEUE} for name in (PLAN, FIRE)},
+        # Events only when someone watches (Flower asks for them; kdoctor.workers.events).
+        worker_send_task_events=False,
+        task_send_sent_event=False,
         # Probes are bound to a deadline: a redelivered probe would measure the wrong moment.
         task_acks_late=False,
         task_reject_on_worker_lost=False,
         worker_prefetch_multiplier=1,
         worker_cancel_long_running_tasks_on_connection_loss=True,
         broker_connection_retry_on_startup=True,
+        # Publishing connections are not kept open between uses: a node's worker publishes
+        # nothing but the rare events, and idle pooled connections were half of its Redis
+        # connections (a thousand nodes' worth of them on one Redis).
+        broker_pool_limit=0,
         broker_transport_options=transport,
-        result_backend_transport_options=transport,
-        result_backend_always_retry=True,
-        redis_backend_health_check_interval=25,
-        result_expires=min(retention, 7 * 86400),
         enable_utc=True,
         timezone="UTC",
         worker_hijack_root_logger=False,
@@ -79,6 +96,5 @@ def _configured(settings: Settings) -> Celery:
     ssl_options = celery_ssl_options(settings)
     if ssl_options is not None:
         app.conf.broker_use_ssl = ssl_options
-        app.conf.redis_backend_use_ssl = ssl_options
         app.conf.redbeat_redis_use_ssl = ssl_options
     return app

@@ -1,80 +1,103 @@
-"""``kdoctor.plan``, ``kdoctor.fire`` and ``kdoctor.finalize``: load, plan, publish; then write the
-one report.
+"""``kdoctor.plan`` and ``kdoctor.fire``: load, plan, publish; and the writing of the one report.
 
 Plan loads the job and the inventory's snapshot, asks the pure planner
-(:mod:`kdoctor.planning.planner`) and publishes one probe per node that probes, on that node's
-queue, with ``expires`` at the round deadline, as the header of a chord whose body is
-``kdoctor.finalize``. The chord is only the fast path: a header that never runs (a dead node)
-would keep the body from ever firing, so the coordinator's sweeper also finalizes every round
-whose deadline has passed. Whichever comes first claims the round in Redis and writes the report;
-the other does nothing.
+(:mod:`kdoctor.planning.planner`) under a short Redis lock (two coordinators must not both give
+a busy node a round), records the round (:func:`kdoctor.store.rounds.open_round`) and pushes one
+probe per probing node onto that node's queue in one pipeline (:mod:`kdoctor.tasks.publish`).
+
+A round is reported by :func:`finalize_round`, called by the coordinator's sweeper
+(:mod:`kdoctor.workers.coordinator`) for every round that is due: past its deadline, or answered
+by every node (the worker storing the last result makes it due at once). No Celery chord and no
+Celery result is involved: a node that never answers cannot hold a round, and nothing is left in
+Redis but the report. The coordinator holding the round's lease writes it; a lease whose holder
+dies expires, and another coordinator writes the report.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 import redis
-from celery import Celery, chord
+from celery import Celery
 
 from kdoctor.inventory.source import InventorySource, open_source
 from kdoctor.planning import planner
-from kdoctor.reports.merge import build_report
+from kdoctor.reports.merge import assemble_report
 from kdoctor.settings import Settings
 from kdoctor.specs.loading import validate
 from kdoctor.specs.rounds import round_id
 from kdoctor.store import keys, reports, rounds
 from kdoctor.store.clock import broker_now
 from kdoctor.tasks import schedules
-from kdoctor.tasks.names import FINALIZE, FIRE, PLAN, PROBE
+from kdoctor.tasks.names import FIRE, PLAN
+from kdoctor.tasks.publish import publish_probes
 
 log = logging.getLogger(__name__)
 
+# Planning holds the plan lock for well under a second, even at 1,000 nodes.
+PLAN_LOCK_SECONDS = 10.0
 
-def plan_round(app: Celery, client: redis.Redis, settings: Settings, source: InventorySource,
+
+class Pacing:
+    """What planning and publishing one node's probe cost this coordinator, measured.
+
+    The start instant leaves room for publishing to every node (so they all start together),
+    from this figure: the slowest of the recent rounds, per node, with a margin of half again.
+    """
+
+    def __init__(self, initial: float = planner.PUBLISH_SECONDS_PER_NODE) -> None:
+        self._recent: list[float] = [initial]
+        self._lock = threading.Lock()
+
+    @property
+    def per_node(self) -> float:
+        with self._lock:
+            return 1.5 * max(self._recent)
+
+    def observe(self, nodes: int, seconds: float) -> None:
+        if nodes < 10:  # too few to say anything about the cost per node
+            return
+        with self._lock:
+            self._recent = [*self._recent[-4:], seconds / nodes]
+
+
+def plan_round(app: Celery, client: redis.Redis, settings: Settings, source: InventorySource, pacing: Pacing,
                job_id: str, number: int) -> str:
     """Plan round ``number`` of ``job_id`` and publish it; returns the round id."""
     job = rounds.load_job(client, job_id)
     rid = round_id(job_id, number)
     if job is None:
         raise LookupError(f"job {job_id} is unknown or expired")
-    if rounds.is_planned(client, rid):
+    if rounds.is_open(client, rid) or reports.exists(client, rid):
         log.warning("round %s is already planned; not publishing it twice", rid)
         return rid
     spec = validate(job.spec)
     ttl = _retention(settings)
-    rotation = rounds.next_rotation(client, spec.kind, spec.name, ttl)
-    now = broker_now(client)  # every instant of a round is on the broker's clock (kdoctor.store.clock)
-    planned = planner.plan(spec, source.snapshot(now), now, settings, job=job_id, number=number,
-                           rotation=rotation)
-    rounds.open_round(client, planned.state, ttl)
+    started = time.perf_counter()
+    with client.lock(keys.PLAN_LOCK, timeout=PLAN_LOCK_SECONDS, blocking_timeout=PLAN_LOCK_SECONDS * 3):
+        rotation = rounds.next_rotation(client, spec.kind, spec.name, ttl)
+        now = broker_now(client)  # every instant of a round is on the broker's clock (kdoctor.store.clock)
+        planned = planner.plan(spec, source.snapshot(now), now, settings, job=job_id, number=number,
+                               rotation=rotation, busy=rounds.busy(client, now), per_node_seconds=pacing.per_node)
+        rounds.open_round(client, planned.state, ttl)
     if not planned.assignments:
         finalize_round(client, settings, rid)
         return rid
-    _publish(app, planned, now)
-    log.info("round %s: published to %d node(s), %d missing, deadline in %.1f s", rid,
-             len(planned.assignments), len(planned.state.missing), planned.state.deadline - now)
-    return rid
-
-
-def _publish(app: Celery, planned: planner.RoundPlan, now: float) -> None:
     deadline = planned.state.deadline
-    header = [
-        app.signature(
-            PROBE, args=(a.to_json(),), queue=keys.node_queue(a.node),
-            # Celery checks expiry on the worker's own clock: the deadline in that clock.
-            expires=datetime.fromtimestamp(deadline - planned.clock_offsets.get(a.node, 0.0), UTC),
-            task_id=f"{a.round_id}.{a.node}",
-            # Backstop only: the probe cuts itself short before the deadline.
-            soft_time_limit=max(1, int(deadline - now) + 5), time_limit=max(2, int(deadline - now) + 15),
-        )
-        for a in planned.assignments
-    ]
-    body = app.signature(FINALIZE, args=(planned.state.round_id,), queue=keys.COORDINATOR_QUEUE, immutable=True)
-    chord(header)(body)
+    # Celery checks expiry on the worker's own clock: the deadline in that clock.
+    expires = {node: datetime.fromtimestamp(deadline - offset, UTC) for node, offset in planned.clock_offsets.items()}
+    published = publish_probes(app, client, planned.assignments, expires)
+    pacing.observe(len(planned.assignments), time.perf_counter() - started)
+    late = broker_now(client) - planned.state.start_at
+    if late > 0:
+        log.warning("round %s: published %.2f s after its start instant", rid, late)
+    log.info("round %s: published to %d node(s) in %.3f s, %d missing, deadline in %.1f s", rid,
+             published.messages, published.seconds, len(planned.state.missing), deadline - now)
+    return rid
 
 
 def fail_round(client: redis.Redis, settings: Settings, job_id: str, number: int, error: str) -> str:
@@ -85,27 +108,29 @@ def fail_round(client: redis.Redis, settings: Settings, job_id: str, number: int
     return state.round_id
 
 
-def finalize_round(client: redis.Redis, settings: Settings, rid: str) -> bool:
-    """Write the round's report if nobody has; ``True`` when this call wrote it."""
-    ttl = _retention(settings)
-    if not rounds.claim(client, rid, ttl):
-        rounds.close_round(client, rid)
+def finalize_round(client: redis.Redis, settings: Settings, rid: str, holder: str = "") -> bool:
+    """Write the round's report if no other coordinator is; ``True`` when this call wrote it."""
+    if not rounds.lease(client, rid, holder or "coordinator"):
         return False
-    state = rounds.load_round(client, rid)
-    if state is None:
-        log.error("round %s has no plan (expired?); cannot report it", rid)
-        rounds.close_round(client, rid)
-        return False
-    report = build_report(state, rounds.results(client, rid), datetime.fromtimestamp(broker_now(client), UTC))
-    reports.save(client, report, ttl)
-    rounds.close_round(client, rid)
+    try:
+        state = rounds.load_round(client, rid)
+        if state is None:  # reported meanwhile, or its plan expired
+            rounds.forget_round(client, rid)
+            rounds.release(client, rid)
+            return False
+        digests = rounds.digests(client, rid)
+        raw = rounds.raw_results(client, rid)
+        stuck = rounds.unconsumed(client, rid, (n for n in state.published if n not in digests))
+        report, text = assemble_report(state, digests, {n: r for n, r in raw.items() if n in digests},
+                                       datetime.fromtimestamp(broker_now(client), UTC), unconsumed=stuck)
+        job = rounds.load_job(client, state.job)
+        rounds.finish(client, state, report, _retention(settings), drop_job=job is not None and not job.scheduled,
+                      report_cap_bytes=int(settings.report_retention_mb * 1024 * 1024), text=text)
+    except BaseException:
+        rounds.release(client, rid)  # let the next sweep (here or on another coordinator) try again
+        raise
     log.info("round %s: %s", rid, report.verdict)
     return True
-
-
-def sweep(client: redis.Redis, settings: Settings) -> int:
-    """Finalize every open round past its deadline; returns how many reports this call wrote."""
-    return sum(finalize_round(client, settings, rid) for rid in rounds.due_rounds(client, broker_now(client)))
 
 
 def _retention(settings: Settings) -> int:
@@ -113,9 +138,10 @@ def _retention(settings: Settings) -> int:
 
 
 def register(app: Celery, clients: Callable[[], redis.Redis], settings: Settings) -> None:
-    """Register ``kdoctor.plan``, ``kdoctor.fire`` and ``kdoctor.finalize`` on ``app``."""
+    """Register ``kdoctor.plan`` and ``kdoctor.fire`` on ``app``."""
     lock = threading.Lock()
     opened: list[InventorySource] = []
+    pacing = Pacing()
 
     def source() -> InventorySource:
         # One inventory source per coordinator process, made on first use (a cache lives in it).
@@ -127,21 +153,17 @@ def register(app: Celery, clients: Callable[[], redis.Redis], settings: Settings
     def plan_or_fail(job_id: str, number: int) -> str:
         client = clients()
         try:
-            return plan_round(app, client, settings, source(), job_id, number)
+            return plan_round(app, client, settings, source(), pacing, job_id, number)
         except Exception as exc:
             # A job must end in a report even when it cannot be planned, or its waiter hangs.
             log.exception("cannot plan round %d of %s", number, job_id)
             return fail_round(client, settings, job_id, number, str(exc))
 
-    @app.task(name=PLAN)  # type: ignore[untyped-decorator]
+    @app.task(name=PLAN, ignore_result=True)  # type: ignore[untyped-decorator]
     def plan(job_id: str, number: int) -> str:
         return plan_or_fail(job_id, number)
 
-    @app.task(name=FIRE)  # type: ignore[untyped-decorator]
+    @app.task(name=FIRE, ignore_result=True)  # type: ignore[untyped-decorator]
     def fire(job_id: str) -> str | None:
         number = schedules.next_round(app, clients(), job_id)
         return None if number is None else plan_or_fail(job_id, number)
-
-    @app.task(name=FINALIZE)  # type: ignore[untyped-decorator]
-    def finalize(rid: str) -> bool:
-        return finalize_round(clients(), settings, rid)

@@ -3,5 +3,4 @@ never breaks a message in flight."""
 
 PLAN = "kdoctor.plan"
 PROBE = "kdoctor.probe"
-FINALIZE = "kdoctor.finalize"
 FIRE = "kdoctor.fire"

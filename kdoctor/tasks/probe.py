@@ -1,47 +1,68 @@
-"""``kdoctor.probe``: run one node's assignment and store its result (runs on that node)."""
+"""``kdoctor.probe``: run one node's assignment in a process of its own and store its result (runs
+on that node)."""
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
 import redis
 from celery import Celery
 
+from kdoctor.probes.isolation import run_isolated
 from kdoctor.probes.kinds import NodeContext
-from kdoctor.probes.runner import run_assignment
 from kdoctor.settings import Settings
+from kdoctor.specs.digest import digest_of
 from kdoctor.specs.plan import Assignment
-from kdoctor.specs.results import NodeResult
+from kdoctor.specs.results import NodeDigest, NodeResult
 from kdoctor.store import clock, rounds
 from kdoctor.tasks.names import PROBE
 
 log = logging.getLogger(__name__)
 
+RETRY_SECONDS = 0.5
+
 
 def execute(client: redis.Redis, settings: Settings, assignment: Assignment) -> NodeResult:
     """Run the assignment unless it is misrouted or its round is already over; store the result."""
-    ttl = int(settings.report_retention_days * 86400)
     local = settings.node_name
     if local and assignment.node != local:
         # A message for another node reached this one: probing from here would blame the wrong node.
         result = NodeResult(node=assignment.node, status="error",
                             reason=f"assignment for {assignment.node} was delivered to node {local}")
-    elif rounds.is_final(client, assignment.round_id):
+        digest = digest_of(result)
+    elif not rounds.is_open(client, assignment.round_id):
         return NodeResult(node=assignment.node, status="timeout", reason="round already reported")
     else:
         node = NodeContext(name=assignment.node, data_dir=settings.data_dir, resolv_conf=settings.resolv_conf)
-        result = run_assignment(assignment, node, clock.offset(client))
-    rounds.add_result(client, assignment.round_id, result, ttl)
+        result, digest = run_isolated(assignment, node, clock.offset(client))
+    store_result(client, assignment, result, digest)
     return result
+
+
+def store_result(client: redis.Redis, assignment: Assignment, result: NodeResult, digest: NodeDigest) -> None:
+    """Store the node's result, riding out a Redis outage until the round's deadline (a result
+    that arrives later is not in the report anyway)."""
+    while True:
+        try:
+            if not rounds.add_result(client, assignment.round_id, result, digest):
+                log.warning("round %s was reported before node %s's result arrived", assignment.round_id,
+                            assignment.node)
+            return
+        except redis.ConnectionError as exc:
+            if time.time() + RETRY_SECONDS > assignment.deadline:  # roughly: our clock is near the broker's
+                log.error("could not store node %s's result of round %s: %s", assignment.node,
+                          assignment.round_id, exc)
+                return
+            time.sleep(RETRY_SECONDS)
 
 
 def register(app: Celery, clients: Callable[[], redis.Redis], settings: Settings) -> None:
     """Register ``kdoctor.probe`` on ``app``."""
 
-    @app.task(name=PROBE, ignore_result=False)  # type: ignore[untyped-decorator]
+    @app.task(name=PROBE, ignore_result=True)  # type: ignore[untyped-decorator]
     def probe(assignment: dict[str, Any]) -> dict[str, str]:
         result = execute(clients(), settings, Assignment.model_validate(assignment))
-        # The full result travels through kdoctor's own hash; the chord only needs to know it ended.
         return {"node": result.node, "status": result.status}

@@ -32,7 +32,7 @@ from redbeat.schedulers import ensure_conf
 
 from kdoctor.specs import schedule as schedule_forms
 from kdoctor.specs.loading import SpecModel
-from kdoctor.specs.rounds import Job
+from kdoctor.specs.rounds import Job, round_id
 from kdoctor.store import keys, rounds
 from kdoctor.tasks.names import FIRE
 
@@ -113,13 +113,21 @@ def list_all(app: Celery, client: redis.Redis) -> list[ScheduleInfo]:
 
 
 def next_round(app: Celery, client: redis.Redis, job_id: str) -> int | None:
-    """The number of the round to plan now, or ``None`` when the schedule is used up or gone.
+    """The number of the round to plan now, or ``None`` when the schedule is used up or gone, or
+    when its previous round has not ended yet.
 
-    Removes the entry when this is the last round.
+    A schedule never overlaps itself: a fire that finds the previous round still running (or still
+    waiting for busy nodes) is skipped and logged, as cron skips a job that is still running;
+    otherwise a schedule faster than its rounds would queue rounds without end. Removes the entry
+    when this is the last round.
     """
     job = rounds.load_job(client, job_id)
     if job is None:
         remove(app, client, job_id)
+        return None
+    previous = rounds.fired(client, job_id)
+    if previous and rounds.is_open(client, round_id(job_id, previous)):
+        log.warning("schedule %s: round %d has not ended; this fire is skipped", job_id, previous)
         return None
     limit = int(job.spec.get("spec", {}).get("schedule", {}).get("roundNumber", 1))
     number = rounds.next_fire(client, job_id)

@@ -17,7 +17,7 @@ from kdoctor.tasks.app import build_app
 def run_beat(settings: Settings) -> int:
     """Run beat until stopped; returns the exit code."""
     ping(redis_client(settings), settings)
-    app = build_app(settings)
+    app = build_app(settings, "beat")
 
     # Beat wants a pid/schedule file location even though redbeat keeps its state in Redis.
     workdir = tempfile.mkdtemp(prefix="kdoctor-beat-")

@@ -1,20 +1,29 @@
-"""``kdoctor coordinator``: plans rounds, finalizes them, and enforces every round's deadline.
+"""``kdoctor coordinator``: plans rounds, reports them, and enforces every round's deadline.
 
-A Celery worker on the ``kdoctor.coordinator`` queue (thread pool: planning and finalizing are
-short and I/O-bound) plus two threads: a heartbeat, so clients refuse to submit when no
-coordinator runs, and the sweeper, which finalizes every round whose deadline has passed.
-Several coordinators may run; the round claim in Redis keeps reports unique.
+A Celery worker on the ``kdoctor.coordinator`` queue (thread pool: planning is short and
+I/O-bound) plus a heartbeat thread, so clients refuse to submit when no coordinator runs, and the
+sweeper: four times a second it looks for rounds that are due (past their deadline, or answered by
+every node) and hands each to a small pool of report writers, so building a 1,000-node report
+never delays another round's deadline. Several coordinators may run; a round's lease in Redis
+keeps its report unique, and a writer that dies only delays it by the lease.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import redis
 
 from kdoctor import __version__
 from kdoctor.settings import Settings
 from kdoctor.store import nodes as registry
+from kdoctor.store import rounds
+from kdoctor.store.clock import broker_now
 from kdoctor.store.connection import ping, redis_client
 from kdoctor.store.keys import COORDINATOR_QUEUE
 from kdoctor.tasks import coordinator
@@ -26,6 +35,38 @@ log = logging.getLogger(__name__)
 # How often the sweeper looks for rounds past their deadline (s): bounds how late a report of a
 # round with a dead node can be.
 SWEEP_INTERVAL = 0.25
+# Reports written at once by one coordinator; more would only share its CPU.
+REPORT_WRITERS = 2
+
+
+class Sweeper:
+    """Finds due rounds and has them reported off the sweeping thread, each round once at a time."""
+
+    def __init__(self, client: redis.Redis, settings: Settings, ident: str) -> None:
+        self.client = client
+        self.settings = settings
+        self.ident = ident
+        self._writers = ThreadPoolExecutor(REPORT_WRITERS, thread_name_prefix="kdoctor-report")
+        self._busy: set[str] = set()
+        self._lock = threading.Lock()
+
+    def sweep(self) -> None:
+        for rid in rounds.due_rounds(self.client, broker_now(self.client)):
+            with self._lock:
+                if rid in self._busy:
+                    continue
+                self._busy.add(rid)
+            future = self._writers.submit(coordinator.finalize_round, self.client, self.settings, rid, self.ident)
+            future.add_done_callback(functools.partial(self._done, rid))
+
+    def _done(self, rid: str, future: Future[bool]) -> None:
+        with self._lock:
+            self._busy.discard(rid)
+        if future.exception() is not None:
+            log.error("could not report round %s (retrying at the next sweep): %s", rid, future.exception())
+
+    def close(self) -> None:
+        self._writers.shutdown(wait=True, cancel_futures=True)
 
 
 def run_coordinator(settings: Settings, concurrency: int = 4) -> int:
@@ -38,12 +79,9 @@ def run_coordinator(settings: Settings, concurrency: int = 4) -> int:
     beat = Heartbeat(lambda: registry.coordinator_beat(client, ident, info), settings.heartbeat_seconds,
                      "coordinator-heartbeat").start()
 
-    app = build_app(settings)
-
-    def sweep() -> None:
-        coordinator.sweep(client, settings)
-
-    sweeper = Heartbeat(sweep, SWEEP_INTERVAL, "deadline-sweeper").start()
+    app = build_app(settings, "coordinator")
+    reporter = Sweeper(client, settings, ident)
+    sweeper = Heartbeat(reporter.sweep, SWEEP_INTERVAL, "deadline-sweeper").start()
     try:
         code = app.start(argv=[
             "worker",
@@ -58,6 +96,7 @@ def run_coordinator(settings: Settings, concurrency: int = 4) -> int:
         ])
     finally:
         sweeper.stop()
+        reporter.close()
         beat.stop()
         try:
             registry.coordinator_gone(client, ident)
