@@ -325,6 +325,7 @@ class _H2Conn(asyncio.Protocol):
                 self._forget_blocked(req)
                 self.pool.done(req, False, None, "reset")
                 self._drain_pending()
+                self._close_if_idle()
         elif ftype == w.PING:
             if len(payload) != 8 or sid:
                 raise w.WireError("malformed PING")
@@ -371,9 +372,7 @@ class _H2Conn(asyncio.Protocol):
             req = self.streams.pop(sid)
             self._forget_blocked(req)
             self.pool.reroute(req, "goaway")
-        if not self.streams and self.transport is not None:
-            self._flush()
-            self.transport.close()
+        self._close_if_idle()
 
     # -- requests -------------------------------------------------------------------------------
     def start(self, req: _Req) -> None:
@@ -452,9 +451,8 @@ class _H2Conn(asyncio.Protocol):
         self.pool.done(req, self.pool.success(status), _CODES.get(status) or str(status), None)
         if self.pending:
             self._drain_pending()
-        elif self.draining and not self.streams and self.transport is not None:
-            self._flush()
-            self.transport.close()
+        elif self.draining:
+            self._close_if_idle()
 
     def _stream_error(self, req: _Req, error: str) -> None:
         """The server broke the protocol on one stream: reset it, count it, keep the connection."""
@@ -463,6 +461,7 @@ class _H2Conn(asyncio.Protocol):
             self._forget_blocked(req)
         self.pool.done(req, False, None, error)
         self._drain_pending()
+        self._close_if_idle()
 
     def cancel(self, req: _Req, error: str) -> None:
         """Give up on one request (its timeout passed); the connection stays."""
@@ -474,6 +473,13 @@ class _H2Conn(asyncio.Protocol):
             self.pending.remove(req)
         self.pool.done(req, False, None, error)
         self._drain_pending()
+        self._close_if_idle()
+
+    def _close_if_idle(self) -> None:
+        """A connection that takes no new streams goes once its last stream is done."""
+        if self.draining and not self.streams and self.transport is not None:
+            self._flush()
+            self.transport.close()
 
     def _drain(self) -> None:
         """Take no new streams; the pool opens another connection for them."""

@@ -5,7 +5,7 @@ Answers every request 200 with the request body echoed (or ``ok``), except on th
 * ``/status/NNN`` answers NNN (a status outside HPACK's static table, such as 201, goes out as a
   literal); ``/sleep/MS`` answers after MS milliseconds; ``/big/N`` answers N bytes, sent as the
   client's flow-control windows allow; ``/trailers`` ends the response with a trailer block;
-  ``/bigheaders`` sends a 40 KB header, so the block spans HEADERS + CONTINUATION; ``/early``
+  ``/bigheaders`` sends a 17 KB header, so the block spans HEADERS + CONTINUATION; ``/early``
   sends a 103 before the 200; ``/reset`` resets the stream (INTERNAL_ERROR).
 
 Misbehaviour of the connection, chosen per server:
@@ -49,7 +49,7 @@ from hyperframe.frame import GoAwayFrame
 from tests.servers.base import ThreadedServer
 from tests.servers.http1 import Received
 
-BIG_HEADER = "x" * 40_000  # ~35 KB Huffman-coded: HEADERS + 2 CONTINUATION frames
+BIG_HEADER = "X" * 17_000  # 8-bit Huffman codes: 17 KB, past one 16 KiB frame (hpack codes it slowly)
 
 
 class _Proto(asyncio.Protocol):
