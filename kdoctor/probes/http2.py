@@ -33,20 +33,22 @@ timeouts                      a FIFO of deadlines swept by the driver; a timed-o
 bytes received                DATA payload bytes (frames, padding and headers are not counted)
 ============================  ==========================================================
 
-Measured with bench/http (1 connection × 50 streams, closed loop, nginx h2c with one worker,
-2 vCPUs shared by client and server; ``h2load -c1 -m50`` in the same run as the reference):
+Options measured (closed loop, 1 connection x 50 streams, GET of nginx's 600-byte page over h2c,
+nginx with one worker, 2 vCPUs shared by client and server; three interleaved rounds of 4 s,
+``h2load -c1 -m50`` in the same rounds as the reference; req/s and client CPU per request):
 
-* the ``h2`` state machine (python-hyper), this module's previous implementation, with its
-  header validation and normalisation turned off: 5.5–7.1 k req/s, about 140 µs of client CPU
-  per request, against h2load's 44–50 k req/s and 15 µs (ratio 0.11–0.14);
-* ``h2`` over several connections does not help: the cost is per frame, in Python, not the
-  connection's latency, and the client is already at 100 % of a core;
-* this client: see bench/README.md for the figures of the last run (ratio ≥ 0.5 is the goal).
+* h2load (nghttp2, C), the reference: 39.0-43.3 k req/s, 13-18 µs;
+* the ``h2`` state machine (this module's previous implementation, header validation off):
+  4.7-7.1 k req/s, 141-202 µs; ours / h2load 0.12-0.16;
+* ``h2`` over 2 or 4 connections sharing the 50 streams: 4.7-6.6 k req/s, 150-210 µs, no
+  better: the cost is Python work per frame, not waiting;
+* ``ngh2`` 0.3.0, a binding of libnghttp2 (a scratch client on its event API): 39.7-50.5 k
+  req/s, 18-21 µs; 1.02-1.17;
+* this module: 39.5-43.8 k req/s, 19 µs; 1.00-1.01.
 
-A C library through a maintained binding was not taken: the one binding of libnghttp2 on PyPI
-with recent releases (``ngh2``) is at 0.x, and the project's dependencies are fixed outside this
-module; with the hot path reduced to a few operations per frame, Python is no longer what caps
-the throughput at the server's (see the bench).
+With the hot path down to a few operations per frame and one write per batch, both this module
+and ``ngh2`` hit nginx's ceiling, as h2load does. ``ngh2`` was not taken: it is alpha (its API
+may change), it would be a new compiled dependency, and it measured no better here.
 """
 
 from __future__ import annotations
