@@ -76,10 +76,11 @@ CONN_WINDOW = 16 << 20
 _STREAM_UPDATE_AT = STREAM_WINDOW // 2
 _CONN_UPDATE_AT = CONN_WINDOW // 2
 
+# The server reads these before our first HEADERS (frames are processed in order), so every
+# response is encoded under a table size of 0: no need to wait for its ACK before streams open.
 _SETTINGS = w.settings_payload([
     (w.HEADER_TABLE_SIZE, 0),  # the server's responses then decode without state
-    (w.ENABLE_PUSH, 0),
-    (w.MAX_CONCURRENT_STREAMS, 0),  # no server-initiated streams (push is off)
+    (w.ENABLE_PUSH, 0),  # so no server-initiated streams either
     (w.INITIAL_WINDOW_SIZE, STREAM_WINDOW),
 ])
 _CLIENT_START = (w.PREFACE + w.frame(w.SETTINGS, 0, 0, _SETTINGS)
