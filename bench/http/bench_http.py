@@ -2,11 +2,12 @@
 
     .venv/bin/python bench/http/bench_http.py [--quick]
 
-1. Max throughput, closed loop, keep-alive, 50 connections each: ours (``Pace(qps=0)``) against
+1. Max throughput, closed loop, keep-alive, 50 connections (HTTP/2: streams) each: ours (``Pace(qps=0)``) against
    ``wrk -t1 -c50`` on the same nginx (1 worker, no access log), interleaved rounds, medians.
    CPU seconds per 1,000 requests for both (ours: the generator process over its run window;
-   wrk: its rusage). HTTP/2 (h2c, same nginx with ``http2``) ours only, as a fraction of ours
-   over HTTP/1.1.
+   wrk: its rusage). HTTP/2 the same way against ``h2load -c1 -m50`` (nghttp2), on nginx with
+   ``http2`` (h2c): one connection, 50 streams, for both; and ours over HTTP/2 as a fraction of
+   ours over HTTP/1.1.
 2. Fixed rates 1k, 5k and 10k QPS for 10 s (3 s with --quick), with nginx's access log on:
    achieved / target for ours and for ``hey -c50 -q rate/50``; ours against the access-log count;
    p50/p99 next to hey's. Our latencies are from the *due* time (coordinated-omission corrected);
@@ -15,8 +16,8 @@
    second: it must stay flat.
 
 Our generator runs in a child process of this script (``--child``), on uvloop, and reports its
-own figures as JSON, so its CPU and memory are its own. Installs nothing: nginx, wrk and hey come
-from ./scripts/install. The machine is shared (2 vCPUs, client and server on the same cores):
+own figures as JSON, so its CPU and memory are its own. Installs nothing: nginx, wrk, hey and
+h2load come from ./scripts/install. The machine is shared (2 vCPUs, client and server on the same cores):
 absolute numbers move between runs; read the ratios within one run.
 """
 
@@ -119,6 +120,17 @@ def wrk(url: str, duration: float) -> dict[str, Any]:
     return {"sent": requests, "achieved": rate, "cpu": cpu}
 
 
+def h2load(url: str, duration: float) -> dict[str, Any]:
+    """``h2load -c1 -m50``: one h2c connection (prior knowledge on an http:// URL), 50 streams."""
+    out, cpu = timed(["h2load", "-c1", f"-m{CONNS}", "-D", str(int(duration)), url])
+    rate = float(re.search(r"finished in [\d.]+s, ([\d.]+) req/s", out).group(1))  # type: ignore[union-attr]
+    done = re.search(r"requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, "
+                     r"(\d+) errored", out)
+    assert done is not None, out
+    return {"sent": int(done.group(1)), "ok": int(done.group(2)), "achieved": rate, "cpu": cpu,
+            "errors": int(done.group(3)) + int(done.group(4))}
+
+
 def hey(url: str, qps: int, duration: float) -> dict[str, Any]:
     out, cpu = timed(["hey", "-z", f"{int(duration)}s", "-c", str(CONNS), "-q", str(qps / CONNS), url])
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
@@ -151,32 +163,40 @@ def main() -> None:
           f"{psutil.cpu_count()} vCPUs shared by client and server\n")
 
     # 1. max throughput
+    runs: dict[str, list[dict[str, Any]]] = {"wrk": [], "ours": [], "h2load": [], "ours-h2": []}
     with Nginx(access_log=False) as web:
-        runs: dict[str, list[dict[str, Any]]] = {"wrk": [], "ours": []}
         for _ in range(rounds):
             runs["wrk"].append(wrk(web.url, max_s))
             runs["ours"].append(ours(web.url, 0, max_s))
     with Nginx(access_log=False, http2=True) as web2:
-        h2 = ours(web2.url, 0, max_s, http2=True)
+        for _ in range(rounds):
+            runs["h2load"].append(h2load(web2.url, max_s))
+            runs["ours-h2"].append(ours(web2.url, 0, max_s, http2=True))
 
     def med(name: str, key: str) -> float:
-        return statistics.median(r[key] for r in runs[name])
+        return float(statistics.median(r[key] for r in runs[name]))
 
     def cpu_per_k(name: str) -> float:
-        return statistics.median(1000 * r["cpu"] / r["sent"] for r in runs[name] if r["sent"])
+        return float(statistics.median(1000 * r["cpu"] / r["sent"] for r in runs[name] if r["sent"]))
+
+    def errors(name: str) -> int:
+        return sum(r["errors"] if isinstance(r["errors"], int) else sum(r["errors"].values()) for r in runs[name])
 
     ours_rate, wrk_rate = med("ours", "achieved"), med("wrk", "achieved")
+    h2_rate, h2load_rate = med("ours-h2", "achieved"), med("h2load", "achieved")
     print(f"## 1. Max throughput, closed loop, {max_s} s x {rounds} round(s), medians")
     print("| client | req/s | CPU s per 1k req | errors |")
     print("|---|---|---|---|")
     print(f"| wrk -t1 -c{CONNS} | {fmt(wrk_rate, 0)} | {fmt(cpu_per_k('wrk'), 4)} | n/a |")
-    print(f"| ours HTTP/1.1 | {fmt(ours_rate, 0)} | {fmt(cpu_per_k('ours'), 4)} | "
-          f"{sum(sum(r['errors'].values()) for r in runs['ours'])} |")
-    h2_rate = h2["achieved"]
-    print(f"| ours HTTP/2 (h2c, {CONNS} streams) | {fmt(h2_rate, 0)} | {fmt(1000 * h2['cpu'] / max(h2['sent'], 1), 4)}"
-          f" | {sum(h2['errors'].values())} |")
-    print(f"\nthroughput ours/wrk = **{ours_rate / wrk_rate:.2f}** (goal >= 0.9); "
-          f"CPU per 1k ours/wrk = **{cpu_per_k('ours') / cpu_per_k('wrk'):.2f}** (goal <= 1.5); "
+    print(f"| ours HTTP/1.1 | {fmt(ours_rate, 0)} | {fmt(cpu_per_k('ours'), 4)} | {errors('ours')} |")
+    print(f"| h2load -c1 -m{CONNS} (h2c) | {fmt(h2load_rate, 0)} | {fmt(cpu_per_k('h2load'), 4)} | "
+          f"{errors('h2load')} |")
+    print(f"| ours HTTP/2 (h2c, 1 connection x {CONNS} streams) | {fmt(h2_rate, 0)} | "
+          f"{fmt(cpu_per_k('ours-h2'), 4)} | {errors('ours-h2')} |")
+    print(f"\nHTTP/1.1: throughput ours/wrk = **{ours_rate / wrk_rate:.2f}** (goal >= 0.9); "
+          f"CPU per 1k ours/wrk = **{cpu_per_k('ours') / cpu_per_k('wrk'):.2f}** (goal <= 1.5)")
+    print(f"HTTP/2: throughput ours/h2load = **{h2_rate / h2load_rate:.2f}** (goal >= 0.5); "
+          f"CPU per 1k ours/h2load = **{cpu_per_k('ours-h2') / cpu_per_k('h2load'):.2f}**; "
           f"HTTP/2 / HTTP/1.1 throughput (ours) = {h2_rate / ours_rate:.2f}\n")
 
     # 2. fixed rates

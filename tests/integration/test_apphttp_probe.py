@@ -236,3 +236,17 @@ def test_closed_loop_mode_counts_match(nginx: Nginx) -> None:
 def test_http2_connection_refused_is_counted() -> None:
     target = only(probe(spec(f"http://127.0.0.1:{free_port()}/", qps=20, http2=True)))
     assert target.errors == {"refused": 20} and target.successes == 0 and target.requests == 20
+
+
+def test_http2_reported_count_equals_nginx_count() -> None:
+    # The probe as a node runs it, over h2c to a real nginx: what we count is what nginx logged.
+    with Nginx(http2=True) as server:
+        before = server.settled_count()
+        result = probe(spec(server.url, qps=200, duration=2, http2=True))
+        logged = server.settled_count() - before
+    target = only(result)
+    assert result.status == "passed", result.reason
+    assert target.requests == 400 == logged
+    assert target.successes == 400 and target.status_codes == {"200": 400}
+    assert target.unsent == 0 and target.errors == {}
+    assert target.bytes == 400 * 601  # DATA payload only
