@@ -13,13 +13,28 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import TYPE_CHECKING, cast
+from collections.abc import Callable
+from typing import Protocol, cast
 
 from kdoctor.probes import h2wire as w
-from kdoctor.probes.httpreq import classify_error
+from kdoctor.probes.httpreq import Dialer, classify_error
 
-if TYPE_CHECKING:
-    from kdoctor.probes.http2 import Http2Pool
+
+class Pool(Protocol):
+    """What a connection needs of its pool (:class:`kdoctor.probes.http2.Http2Pool`)."""
+
+    dialer: Dialer
+    head_frames: w.RequestHeaders
+    body: bytes
+    success: Callable[[int], bool]
+
+    def done(self, req: Request, ok: bool, code: str | None, error: str | None) -> None: ...
+
+    def reroute(self, req: Request, error: str, *, retry: bool = True) -> None: ...
+
+    def retire(self, conn: Connection) -> None: ...
+
+    def forget(self, conn: Connection) -> None: ...
 
 __all__ = ["CONN_WINDOW", "STREAM_WINDOW", "Connection", "Request"]
 
@@ -69,7 +84,7 @@ class Request:
 class Connection(asyncio.Protocol):
     """One HTTP/2 connection carrying many streams."""
 
-    def __init__(self, pool: Http2Pool) -> None:
+    def __init__(self, pool: Pool) -> None:
         self.pool = pool
         self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import uvloop
 
-from kdoctor.localnginx import Nginx
+from kdoctor.local.nginx import Nginx
 from kdoctor.probes.http2 import Http2Pool
 from kdoctor.probes.httpreq import HttpTarget, TlsFiles, tls_context
 from kdoctor.probes.pressure import Driver, DriverStats, Pace, run_all
