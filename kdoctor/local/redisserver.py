@@ -46,8 +46,16 @@ class RedisServer:
 
     def restart(self) -> None:
         """Stop the server (losing everything: no persistence) and start it again on the same port."""
+        self.down()
+        self.up()
+
+    def down(self) -> None:
+        """Kill the server (everything in it is lost: no persistence); :meth:`up` starts it again."""
         self.process.kill()
         self.process.wait()
+
+    def up(self) -> None:
+        """Start the server again on the same port, empty."""
         self._start()
 
     def url(self, db: int = 0) -> str:

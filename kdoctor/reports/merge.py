@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from kdoctor.reports.blame import describe
 from kdoctor.reports.matrix import build_matrix, merged_latency
 from kdoctor.specs.digest import digest_of
-from kdoctor.specs.results import NodeDigest, NodeResult, Report, Summary, TaskRef
+from kdoctor.specs.results import NodeDigest, NodeResult, Report, RoundTiming, Summary, TaskRef
 from kdoctor.specs.rounds import RoundState
 
 __all__ = ["assemble_report", "build_report", "summarize"]
@@ -52,10 +52,12 @@ def build_report(state: RoundState, results: Mapping[str, NodeResult], finished:
 
 
 def assemble_report(state: RoundState, digests: Mapping[str, NodeDigest], raw_results: Mapping[str, str],
-                    finished: datetime | None = None, *, unconsumed: Collection[str] = ()) -> tuple[Report, str]:
+                    finished: datetime | None = None, *, unconsumed: Collection[str] = (),
+                    timing: RoundTiming | None = None) -> tuple[Report, str]:
     """The report's shell (``nodes`` empty) and the whole report as JSON, from the nodes' digests
     and their results as JSON text (spliced in unparsed, so they must be what the nodes wrote)."""
     shell, stand_ins = _judge(state, digests, finished, unconsumed)
+    shell = shell.model_copy(update={"timing": timing})
     parts = []
     for name in _order(state, raw_results):
         raw = raw_results.get(name)

@@ -220,6 +220,16 @@ class Matrix(ResultModel):
     suspects: list[Suspect] = Field(default_factory=list)
 
 
+class RoundTiming(ResultModel):
+    """What the round cost the coordinator, and whether its nodes could start together."""
+
+    plan_seconds: float | None = Field(default=None, description="Reading the inventory and planning.")
+    publish_seconds: float | None = Field(default=None, description="Pushing every node's probe message.")
+    start_slack_seconds: float | None = Field(
+        default=None, description="Start instant minus the end of publishing: negative means nodes started late.")
+    report_seconds: float | None = Field(default=None, description="Judging the round and building the report.")
+
+
 class Report(ResultModel):
     """The report of one round (``reportVersion`` 1)."""
 
@@ -238,6 +248,7 @@ class Report(ResultModel):
     nodes: dict[str, NodeResult]
     summary: Summary = Field(default_factory=Summary)
     matrix: Matrix | None = Field(default=None, description="Source × destination matrix with suspects.")
+    timing: RoundTiming | None = None
 
     def head(self) -> ReportHead:
         """The report without its per-node detail, spec and matrix (what listings need)."""

@@ -24,6 +24,12 @@ def register(client: redis.Redis, info: NodeInfo) -> None:
     client.hset(keys.NODES, info.name, json.dumps(info.to_json()))
 
 
+def register_many(client: redis.Redis, infos: list[NodeInfo]) -> None:
+    """Write many entries in one round trip (the local fleet of simulated nodes)."""
+    if infos:
+        client.hset(keys.NODES, mapping={info.name: json.dumps(info.to_json()) for info in infos})
+
+
 def goodbye(client: redis.Redis, info: NodeInfo) -> None:
     """Mark a node stopped: it stays expected (reported ``missing``) but is never published to."""
     stopped = info.model_copy(update={"stopped": broker_now(client)})

@@ -94,10 +94,30 @@ def is_open(client: redis.Redis, rid: str) -> bool:
 def add_result(client: redis.Redis, rid: str, result: NodeResult, digest: NodeDigest) -> bool:
     """Store one node's result and its digest; ``False`` when it was not stored (a second result
     for the node, or the round is already reported)."""
+    return add_raw_result(client, rid, result.node, result.model_dump_json(by_alias=True),
+                          digest.model_dump_json(by_alias=True))
+
+
+def add_raw_result(client: redis.Redis, rid: str, node: str, result: str, digest: str) -> bool:
+    """:func:`add_result` with the result and digest already as JSON."""
     stored = client.eval(_ADD_RESULT, 5, keys.round_plan(rid), keys.round_results(rid), keys.round_digests(rid),
-                         keys.round_pending(rid), keys.OPEN_ROUNDS, result.node,
-                         result.model_dump_json(by_alias=True), digest.model_dump_json(by_alias=True), rid)
+                         keys.round_pending(rid), keys.OPEN_ROUNDS, node, result, digest, rid)
     return int(stored) > 0
+
+
+def record_publish(client: redis.Redis, rid: str, plan_seconds: float, publish_seconds: float,
+                   published_at: float) -> None:
+    """What planning and publishing the round cost (the report's ``timing``)."""
+    client.hset(keys.round_progress(rid), mapping={
+        "planSeconds": round(plan_seconds, 4), "publishSeconds": round(publish_seconds, 4),
+        "publishedAt": published_at})
+
+
+def timing(client: redis.Redis, rid: str) -> dict[str, float]:
+    """The planning figures :func:`record_publish` stored (empty when none were)."""
+    fields = client.hmget(keys.round_progress(rid), ["planSeconds", "publishSeconds", "publishedAt"])
+    return {name: float(value) for name, value in zip(("planSeconds", "publishSeconds", "publishedAt"), fields,
+                                                       strict=True) if value is not None}
 
 
 def raw_results(client: redis.Redis, rid: str) -> dict[str, str]:

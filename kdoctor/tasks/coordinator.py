@@ -29,7 +29,8 @@ from kdoctor.planning import planner
 from kdoctor.reports.merge import assemble_report
 from kdoctor.settings import Settings
 from kdoctor.specs.loading import validate
-from kdoctor.specs.rounds import round_id
+from kdoctor.specs.results import RoundTiming
+from kdoctor.specs.rounds import RoundState, round_id
 from kdoctor.store import keys, reports, rounds
 from kdoctor.store.clock import broker_now
 from kdoctor.tasks import schedules
@@ -90,11 +91,13 @@ def plan_round(app: Celery, client: redis.Redis, settings: Settings, source: Inv
     deadline = planned.state.deadline
     # Celery checks expiry on the worker's own clock: the deadline in that clock.
     expires = {node: datetime.fromtimestamp(deadline - offset, UTC) for node, offset in planned.clock_offsets.items()}
+    planned_in = time.perf_counter() - started
     published = publish_probes(app, client, planned.assignments, expires)
     pacing.observe(len(planned.assignments), time.perf_counter() - started)
-    late = broker_now(client) - planned.state.start_at
-    if late > 0:
-        log.warning("round %s: published %.2f s after its start instant", rid, late)
+    published_at = broker_now(client)
+    rounds.record_publish(client, rid, planned_in, published.seconds, published_at)
+    if published_at > planned.state.start_at:
+        log.warning("round %s: published %.2f s after its start instant", rid, published_at - planned.state.start_at)
     log.info("round %s: published to %d node(s) in %.3f s, %d missing, deadline in %.1f s", rid,
              published.messages, published.seconds, len(planned.state.missing), deadline - now)
     return rid
@@ -118,11 +121,14 @@ def finalize_round(client: redis.Redis, settings: Settings, rid: str, holder: st
             rounds.forget_round(client, rid)
             rounds.release(client, rid)
             return False
+        building = time.perf_counter()
         digests = rounds.digests(client, rid)
         raw = rounds.raw_results(client, rid)
         stuck = rounds.unconsumed(client, rid, (n for n in state.published if n not in digests))
+        figures = rounds.timing(client, rid)
         report, text = assemble_report(state, digests, {n: r for n, r in raw.items() if n in digests},
-                                       datetime.fromtimestamp(broker_now(client), UTC), unconsumed=stuck)
+                                       datetime.fromtimestamp(broker_now(client), UTC), unconsumed=stuck,
+                                       timing=_timing(state, figures, time.perf_counter() - building))
         job = rounds.load_job(client, state.job)
         rounds.finish(client, state, report, _retention(settings), drop_job=job is not None and not job.scheduled,
                       report_cap_bytes=int(settings.report_retention_mb * 1024 * 1024), text=text)
@@ -131,6 +137,14 @@ def finalize_round(client: redis.Redis, settings: Settings, rid: str, holder: st
         raise
     log.info("round %s: %s", rid, report.verdict)
     return True
+
+
+def _timing(state: RoundState, figures: dict[str, float], report_seconds: float) -> RoundTiming:
+    published_at = figures.get("publishedAt")
+    return RoundTiming(
+        plan_seconds=figures.get("planSeconds"), publish_seconds=figures.get("publishSeconds"),
+        start_slack_seconds=round(state.start_at - published_at, 4) if published_at else None,
+        report_seconds=round(report_seconds, 4))
 
 
 def _retention(settings: Settings) -> int:
