@@ -364,6 +364,27 @@ def _add_lab() -> None:
 _add_lab()
 
 
+@cli.command()
+@click.argument("file", required=False)
+@click.option("--max-age", type=float, default=60.0, show_default=True,
+              help="Seconds: a file older than this means the process stopped.")
+@click.option("--ready", is_flag=True, help="Also require ready (a readiness check).")
+@click.pass_context
+def health(ctx: click.Context, file: str | None, max_age: float, ready: bool) -> None:
+    """Check a role's health file (KDOCTOR_HEALTH_FILE): exit 0 healthy, 1 not, with the reason.
+
+    Kubernetes probes run the same check as `python -m kdoctor.workers.healthfile FILE`, which
+    starts in milliseconds."""
+    from kdoctor.workers.healthfile import read_health
+
+    path = file or _settings(ctx).health_file
+    if not path:
+        raise click.UsageError("give the health FILE or set KDOCTOR_HEALTH_FILE")
+    ok, why = read_health(path, max_age, ready=ready)
+    click.echo(why, err=not ok)
+    sys.exit(0 if ok else 1)
+
+
 @cli.command(name="settings")
 def settings_cmd() -> None:
     """Print every KDOCTOR_* setting with its default and meaning (Markdown)."""

@@ -40,8 +40,16 @@ class Settings:
     broker_url: str = _field(
         "KDOCTOR_BROKER_URL",
         "redis://127.0.0.1:6379/0",
-        "Redis URL used as Celery broker, result backend and kdoctor's own store (registry, rounds, "
-        "reports). `rediss://` enables TLS; a password goes in the URL (`redis://:secret@host:6379/0`).",
+        "Redis URL used as Celery broker and kdoctor's own store (registry, rounds, reports). "
+        "`rediss://` enables TLS; a password goes in the URL (`redis://:secret@host:6379/0`); "
+        "`sentinel://:secret@s1:26379/0;sentinel://s2:26379;...` follows a Sentinel group's master "
+        "(`sentinels://` with TLS).",
+    )
+    redis_sentinel_master: str = _field(
+        "KDOCTOR_REDIS_SENTINEL_MASTER",
+        "kdoctor",
+        "With a `sentinel://` (or `sentinels://`, TLS) broker URL: the name the sentinels monitor the "
+        "master under (`sentinel monitor NAME ...`; the shipped overlay's is `kdoctor`).",
     )
     redis_ca_file: str = _field(
         "KDOCTOR_REDIS_CA_FILE", "", "CA bundle that verifies a `rediss://` server. Empty: system CAs."
@@ -155,6 +163,13 @@ class Settings:
         "/run/kdoctor-lab",
         "Where `kdoctor lab` keeps each lab's state, logs and inventory (one subdirectory per lab "
         "prefix). On tmpfs, so a reboot, which also removes the namespaces, forgets the lab.",
+    )
+    health_file: str = _field(
+        "KDOCTOR_HEALTH_FILE",
+        "",
+        "A file every long-running role (worker, coordinator, beat) rewrites at each heartbeat with its "
+        "own health; `kdoctor health FILE` reads it for Kubernetes liveness and readiness probes. Empty: "
+        "not written (several processes on one machine would share it).",
     )
     log_level: str = _field("KDOCTOR_LOG_LEVEL", "WARNING", "Log level of kdoctor processes.")
 

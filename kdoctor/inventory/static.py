@@ -114,14 +114,23 @@ class StaticSource:
     def __init__(self, path: str, registry: RegistrySource) -> None:
         self.path = path
         self.registry = registry
+        self._cached: tuple[tuple[float, int], StaticInventory] | None = None
 
     @property
     def name(self) -> str:
         return f"static:{self.path}"
 
+    def inventory(self) -> StaticInventory:
+        """The file's content, read again whenever the file changed (edits apply from the next
+        round on; a 1,000-node file is not parsed for every round)."""
+        info = Path(self.path).stat()
+        stamp = (info.st_mtime, info.st_size)
+        if self._cached is None or self._cached[0] != stamp:
+            self._cached = (stamp, load(self.path))
+        return self._cached[1]
+
     def snapshot(self, now: float) -> InventoryView:
-        # Read at every round, so edits apply from the next round on.
-        inventory = load(self.path)
+        inventory = self.inventory()
         expected = merge(inventory, self.registry.workers())
         return judge(expected, now, self.registry.settings.node_timeout_seconds, self.name,
                      inventory.services_view())

@@ -56,11 +56,11 @@ class LocalCluster:
         )
         log.close()
 
-    def start_coordinator(self) -> None:
-        self._spawn("coordinator", ["coordinator"])
+    def start_coordinator(self, extra_env: dict[str, str] | None = None) -> None:
+        self._spawn("coordinator", ["coordinator"], extra_env)
 
-    def start_beat(self, name: str = "beat") -> None:
-        self._spawn(name, ["beat"])
+    def start_beat(self, name: str = "beat", extra_env: dict[str, str] | None = None) -> None:
+        self._spawn(name, ["beat"], extra_env)
 
     def start_worker(self, node: str, *, addresses: Sequence[str] = ("127.0.0.1",), data_dir: str | None = None,
                      extra_env: dict[str, str] | None = None) -> None:

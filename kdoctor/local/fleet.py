@@ -11,14 +11,16 @@ Some nodes can be told to misbehave: ``unconsumed`` nodes beat but never take th
 (a stuck consumer), ``silent`` ones take them and never answer (a worker that died mid-probe).
 
 One thread beats for every node (one pipelined write), one takes every node's messages with a
-single ``BRPOP`` over all their queues: a thousand nodes cost a thread or two, not a thousand
-processes.
+single ``BRPOP`` over all their queues and stamps their arrival, and one answers them: a thousand
+nodes cost three threads, not a thousand processes, and the time to build a thousand results
+does not delay the arrival stamps.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import queue
 import random
 import threading
 import time
@@ -75,8 +77,16 @@ class Fleet:
         self.client = redis_client(self.settings)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._base = _histogram(random.Random(1))
+        rng = random.Random(1)
+        self._base = _histogram(rng)
         self._histogram, self._latency = self._base.encode(), self._base.summary().to_json()
+        # Distinct histograms, one picked per target: identical ones would make reports compress
+        # far better than real ones do.
+        samples = [_histogram(rng) for _ in range(64)]
+        self._pool = [(h.encode(), h.summary().to_json()) for h in samples]
+        self._rng = rng
+        self._inbox: queue.Queue[tuple[str, float]] = queue.Queue()
+        self._offset = 0.0
         self._merged: dict[int, tuple[str, dict[str, object]]] = {}
         self._lock = threading.Lock()
 
@@ -92,7 +102,10 @@ class Fleet:
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> Fleet:
         self._beat()
-        for target, name in ((self._beating, "fleet-heartbeat"), (self._consuming, "fleet-consumer")):
+        before = time.time()
+        self._offset = broker_now(self.client) - before  # arrival stamps on the broker's clock
+        for target, name in ((self._beating, "fleet-heartbeat"), (self._consuming, "fleet-consumer"),
+                             (self._answering, "fleet-answers")):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -135,16 +148,26 @@ class Fleet:
             except redis.RedisError:
                 time.sleep(0.1)
                 continue
-            if popped is None:
-                continue
-            self._take(str(popped[1]))
+            if popped is not None:
+                self._inbox.put((str(popped[1]), time.time() + self._offset))
 
-    def _take(self, raw: str) -> None:
+    def _answering(self) -> None:
+        while not self._stop.is_set():
+            try:
+                raw, received = self._inbox.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            try:
+                self._take(raw, received)
+            except redis.RedisError:
+                continue
+
+    def _take(self, raw: str, received: float) -> None:
         envelope = json.loads(raw)
         args, _, _ = json.loads(base64.b64decode(envelope["body"]))
         assignment = args[0]
         node, rid = str(assignment["node"]), str(assignment["roundId"])
-        arrival = Arrival(node, rid, broker_now(self.client), float(assignment["startAt"]))
+        arrival = Arrival(node, rid, received, float(assignment["startAt"]))
         if node in self.silent:
             with self._lock:
                 self.arrivals.append(arrival)
@@ -154,7 +177,7 @@ class Fleet:
         result, digest = self.result_of(assignment)
         rounds.add_raw_result(self.client, rid, node, result, digest)
         with self._lock:
-            self.arrivals.append(Arrival(node, rid, arrival.received, arrival.start_at, broker_now(self.client)))
+            self.arrivals.append(Arrival(node, rid, arrival.received, arrival.start_at, time.time() + self._offset))
 
     def result_of(self, assignment: dict[str, object]) -> tuple[str, str]:
         """A passed result for ``assignment`` and its digest, as JSON, of the real shape."""
@@ -164,11 +187,12 @@ class Fleet:
         destinations: dict[str, int] = {}
         for item in planned:
             destination = item.get("destination")
+            histogram, latency = self._pool[self._rng.randrange(len(self._pool))]
             targets.append({
                 "name": item["name"], "kind": item["kind"], "url": item["url"], "destination": destination,
                 "family": item.get("family"), "requests": 20, "successes": 20, "successRate": 1.0,
-                "intendedQps": 10.0, "achievedQps": 10.0, "late": 0, "unsent": 0, "latencyMs": self._latency,
-                "statusCodes": {"200": 20}, "errors": {}, "bytes": 1000, "histogram": self._histogram,
+                "intendedQps": 10.0, "achievedQps": 10.0, "late": 0, "unsent": 0, "latencyMs": latency,
+                "statusCodes": {"200": 20}, "errors": {}, "bytes": 1000, "histogram": histogram,
                 "verdict": "passed", "reason": ""})
             if destination:
                 destinations[str(destination)] = destinations.get(str(destination), 0) + 1

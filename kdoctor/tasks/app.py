@@ -8,13 +8,13 @@ Redis clients are made again in each process (:class:`kdoctor.store.connection.P
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from celery import Celery
 
 from kdoctor.settings import Settings
 from kdoctor.store import keys
-from kdoctor.store.connection import PerProcess, celery_ssl_options
+from kdoctor.store.connection import PerProcess, broker, celery_ssl_options, sentinel_kwargs
 from kdoctor.tasks.names import FIRE, PLAN
 
 __all__ = ["Role", "build_app"]
@@ -46,8 +46,9 @@ def _configured(settings: Settings) -> Celery:
     """A Celery app talking to ``settings.broker_url``, without tasks."""
     # No result backend: results travel in kdoctor's own hash (kdoctor.store.rounds), so Celery
     # writes no celery-task-meta key that nobody would read.
-    app = Celery("kdoctor", broker=settings.broker_url, backend=None, set_as_current=False)
-    transport = {
+    where = broker(settings)
+    app = Celery("kdoctor", broker=where.kombu_url, backend=None, set_as_current=False)
+    transport: dict[str, Any] = {
         # Above the longest round: a probe message is never redelivered while it runs.
         "visibility_timeout": 6 * 3600,
         "socket_timeout": 30,
@@ -56,6 +57,8 @@ def _configured(settings: Settings) -> Celery:
         "retry_on_timeout": True,
         "health_check_interval": 25,
     }
+    if where.sentinels:
+        transport.update(master_name=settings.redis_sentinel_master, sentinel_kwargs=sentinel_kwargs(settings))
     app.conf.update(
         # JSON only: a pickle payload from anyone who can write to Redis would be code execution.
         task_serializer="json",
@@ -93,6 +96,13 @@ def _configured(settings: Settings) -> Celery:
         beat_max_loop_interval=1,
         redbeat_lock_timeout=10,
     )
+    if where.sentinels:
+        # redbeat finds the master through the same sentinels (its own 'redis-sentinel' form).
+        app.conf.redbeat_redis_url = "redis-sentinel://"
+        app.conf.redbeat_redis_options = {
+            "retry_period": 60, "sentinels": list(where.sentinels), "service_name": settings.redis_sentinel_master,
+            "password": where.password, "db": where.db, "socket_timeout": 5,
+            "sentinel_kwargs": sentinel_kwargs(settings)}
     ssl_options = celery_ssl_options(settings)
     if ssl_options is not None:
         app.conf.broker_use_ssl = ssl_options

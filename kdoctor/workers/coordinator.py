@@ -15,9 +15,11 @@ import logging
 import os
 import socket
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import redis
+from celery.signals import worker_ready
 
 from kdoctor import __version__
 from kdoctor.settings import Settings
@@ -28,6 +30,7 @@ from kdoctor.store.connection import ping, redis_client
 from kdoctor.store.keys import COORDINATOR_QUEUE
 from kdoctor.tasks import coordinator
 from kdoctor.tasks.app import build_app
+from kdoctor.workers import health
 from kdoctor.workers.heartbeat import Heartbeat
 
 log = logging.getLogger(__name__)
@@ -49,8 +52,14 @@ class Sweeper:
         self._writers = ThreadPoolExecutor(REPORT_WRITERS, thread_name_prefix="kdoctor-report")
         self._busy: set[str] = set()
         self._lock = threading.Lock()
+        self._swept = time.monotonic()
+
+    def silence(self) -> float:
+        """Seconds since the sweeper last looked for due rounds."""
+        return time.monotonic() - self._swept
 
     def sweep(self) -> None:
+        self._swept = time.monotonic()
         for rid in rounds.due_rounds(self.client, broker_now(self.client)):
             with self._lock:
                 if rid in self._busy:
@@ -76,11 +85,24 @@ def run_coordinator(settings: Settings, concurrency: int = 4) -> int:
     ident = f"{socket.gethostname()}-{os.getpid()}"
     info: dict[str, object] = {"id": ident, "host": socket.gethostname(), "pid": os.getpid(),
                                "version": __version__}
-    beat = Heartbeat(lambda: registry.coordinator_beat(client, ident, info), settings.heartbeat_seconds,
-                     "coordinator-heartbeat").start()
+    ready = threading.Event()
+
+    def beat() -> None:
+        vitals = health.consumer_verdict("coordinator", settings.stall_seconds, ready.is_set())
+        if vitals.alive and reporter.silence() > settings.stall_seconds:
+            vitals = health.Health("coordinator", alive=False, ready=False,
+                                   why=f"its deadline sweeper has not run for {reporter.silence():.0f} s")
+        health.write_health(settings.health_file, vitals)
+        if not vitals.alive:
+            log.critical("coordinator %s: %s: exiting for a restart", ident, vitals.why)
+            os._exit(70)
+        registry.coordinator_beat(client, ident, info)
 
     app = build_app(settings, "coordinator")
+    health.install(app)
+    worker_ready.connect(lambda **_: ready.set(), weak=False)
     reporter = Sweeper(client, settings, ident)
+    beat_thread = Heartbeat(beat, settings.heartbeat_seconds, "coordinator-heartbeat").start()
     sweeper = Heartbeat(reporter.sweep, SWEEP_INTERVAL, "deadline-sweeper").start()
     try:
         code = app.start(argv=[
@@ -97,7 +119,7 @@ def run_coordinator(settings: Settings, concurrency: int = 4) -> int:
     finally:
         sweeper.stop()
         reporter.close()
-        beat.stop()
+        beat_thread.stop()
         try:
             registry.coordinator_gone(client, ident)
         except Exception as exc:

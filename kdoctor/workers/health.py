@@ -14,6 +14,10 @@ from typing import Any
 
 from celery import bootsteps
 
+from kdoctor.workers.healthfile import Health, read_health, write_health
+
+__all__ = ["ConsumerTick", "Health", "Vitals", "consumer_verdict", "install", "read_health", "write_health"]
+
 log = logging.getLogger(__name__)
 
 TICK_SECONDS = 1.0
@@ -79,3 +83,18 @@ def _close_idle_connections(c: Any) -> None:
 def install(app: Any) -> None:
     """Make ``app``'s workers tick (and close the connections they no longer need)."""
     app.steps["consumer"].add(ConsumerTick)
+
+
+def consumer_verdict(role: str, settings_stall: float, started: bool) -> Health:
+    """A Celery role's health from its consumer's silence: not ready past ``stall`` seconds, not
+    alive past twice that (then the role exits or is restarted; see :mod:`kdoctor.workers.node`)."""
+    silence = Vitals.consumer_silence()
+    if not started:
+        return Health(role, alive=True, ready=False, why="starting")
+    if silence > 2 * settings_stall:
+        return Health(role, alive=False, ready=False, why=f"its Celery consumer has not run for {silence:.0f} s")
+    if silence > settings_stall:
+        return Health(role, alive=True, ready=False, why=f"its Celery consumer has not run for {silence:.0f} s")
+    return Health(role, alive=True, ready=True)
+
+

@@ -104,6 +104,10 @@ class NodeHeartbeat:
 
     def beat(self) -> None:
         problem = self.problem()
+        # Written before Redis is: the file says what this process can vouch for by itself, so a
+        # Redis outage does not restart workers (the consumer's own silence, if long, does).
+        health.write_health(self.settings.health_file, health.Health(
+            "worker", alive=True, ready=not problem, why=problem))
         skew = clock.offset(self.client)  # published so the coordinator sets task expiry in our clock
         registry.register(self.client, self.info.model_copy(update={
             "last_heartbeat": time.time() + skew, "clock_offset": round(skew, 4), "unhealthy": problem or None}))

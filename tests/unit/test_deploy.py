@@ -92,3 +92,34 @@ def test_kustomize_renders_the_base() -> None:
     out = subprocess.run(["kubectl", "kustomize", str(BASE)], capture_output=True, text=True, check=True).stdout
     kinds = [d["kind"] for d in yaml.safe_load_all(out) if d]
     assert kinds.count("Deployment") == 4 and "DaemonSet" in kinds
+
+
+SENTINEL = BASE.parent / "overlays" / "sentinel"
+
+
+def test_the_sentinel_overlay_matches_the_schema_and_patches_what_the_base_has() -> None:
+    problems: list[str] = []
+    models = {**KIND_MODELS, ("apps/v1", "StatefulSet"): "V1StatefulSet"}
+    for doc in (d for d in yaml.safe_load_all((SENTINEL / "redis-ha.yaml").read_text()) if d):
+        model = models[(doc["apiVersion"], doc["kind"])]
+        _check(doc, model, f"redis-ha.yaml:{doc['kind']}/{doc['metadata']['name']}", problems)
+    assert problems == []
+    kustomization = yaml.safe_load((SENTINEL / "kustomization.yaml").read_text())
+    assert kustomization["resources"] == ["../../base", "redis-ha.yaml"]
+    base = {(d["kind"], d["metadata"]["name"]): d for _, d in _documents()}
+    roles = 0
+    for entry in kustomization["patches"]:
+        patch = yaml.safe_load(entry["patch"])
+        target = base.get((patch["kind"], patch["metadata"]["name"]))
+        assert target is not None, f"the overlay patches {patch['kind']}/{patch['metadata']['name']}, not in the base"
+        if patch.get("$patch") == "delete":
+            continue
+        roles += 1
+        (container,) = patch["spec"]["template"]["spec"]["containers"]
+        names = [c["name"] for c in target["spec"]["template"]["spec"]["containers"]]
+        assert container["name"] in names
+        (env,) = container["env"]
+        assert env["name"] == "KDOCTOR_BROKER_URL" and env["value"].count("sentinel://") == 3
+    # Every role that talks to Redis is pointed at the sentinels.
+    assert roles == sum(1 for d in base.values() for c in d.get("spec", {}).get("template", {}).get("spec", {})
+                        .get("containers", []) if any(e["name"] == "KDOCTOR_BROKER_URL" for e in c.get("env", [])))
