@@ -15,6 +15,21 @@ an AppHttpHealthy or the server of a Netdns) are judged across sources: a path t
 most sources is a broken ``service`` (the Service, its NAT rules, the Ingress, the application or
 the DNS server, not a node); one that fails from only a few sources blames those ``source`` nodes
 (their kube-proxy, route or resolver path), unless the matrix already named them.
+
+**Node statuses follow the blame** (:func:`blamed_statuses`), since the status column is what
+people and alerts read:
+
+=======================================  ==========================================================
+the round found                          statuses
+=======================================  ==========================================================
+a broken ``node`` (row and column bad)   that node ``failed``, with the blame as its reason, even if
+or ``destination`` (column bad)          everything it sent passed (its agent or inbound path broke)
+a broken ``source``                      that node ``failed`` (its own row is bad)
+a broken ``pair`` a → b                  a ``failed`` (the failed target is its), b unaffected
+a broken ``service``                     no node: the round fails on the suspect line
+a source whose every failed target went  ``passed``, with a note: ``2 targets failed, all to suspect
+to a suspect node or service             node-c``; a failure anywhere else keeps it ``failed``
+=======================================  ==========================================================
 """
 
 from __future__ import annotations
@@ -22,7 +37,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from kdoctor.specs.mesh import node_order
-from kdoctor.specs.results import MatrixCell, Suspect
+from kdoctor.specs.results import MatrixCell, NodeDigest, NodeStatus, Suspect
 
 
 def describe(suspect: Suspect) -> str:
@@ -111,3 +126,28 @@ def path_suspects(paths: dict[str, dict[str, bool]], named: list[Suspect]) -> li
     found += [Suspect(kind="source", node=source, reason="; ".join(why))
               for source, why in sorted(by_source.items(), key=lambda item: node_order(item[0]))]
     return found
+
+
+def blamed_statuses(digests: dict[str, NodeDigest], found: list[Suspect]) -> dict[str, tuple[NodeStatus, str]]:
+    """The nodes whose status the blame changes, with their new status and reason (see the module
+    docstring's table)."""
+    changed: dict[str, tuple[NodeStatus, str]] = {}
+    broken_nodes = {s.node: s for s in found if s.kind in ("node", "destination") and s.node}
+    broken_paths = {s.target for s in found if s.kind == "service" and s.target}
+    for name, suspect in broken_nodes.items():
+        digest = digests.get(name)
+        if digest is not None and digest.status == "passed":
+            changed[name] = ("failed", describe(suspect))
+    for name, digest in digests.items():
+        if digest.status != "failed" or name in broken_nodes:
+            continue
+        to_nodes = [c for c in digest.cells if c.failed]
+        to_paths = [path for path, bad in digest.paths.items() if bad]
+        if not to_nodes and not to_paths:
+            continue  # failed for a reason of its own (unsent requests, a profile...): not ours to excuse
+        if all(c.destination in broken_nodes for c in to_nodes) and all(p in broken_paths for p in to_paths):
+            count = sum(c.failed for c in to_nodes) + len(to_paths)
+            blamed = sorted({c.destination for c in to_nodes}, key=node_order)
+            whom = [f"suspect node {n}" for n in blamed] + [f"suspect service {p}" for p in sorted(set(to_paths))]
+            changed[name] = ("passed", f"{count} target(s) failed, all to {', '.join(whom)}")
+    return changed

@@ -20,10 +20,10 @@ from collections import Counter
 from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
 
-from kdoctor.reports.blame import describe
+from kdoctor.reports.blame import blamed_statuses, describe
 from kdoctor.reports.matrix import build_matrix, merged_latency
 from kdoctor.specs.digest import digest_of
-from kdoctor.specs.results import NodeDigest, NodeResult, Report, RoundTiming, Summary, TaskRef
+from kdoctor.specs.results import NodeDigest, NodeResult, NodeStatus, Report, RoundTiming, Summary, TaskRef
 from kdoctor.specs.rounds import RoundState
 
 __all__ = ["assemble_report", "build_report", "summarize"]
@@ -46,8 +46,8 @@ def build_report(state: RoundState, results: Mapping[str, NodeResult], finished:
     ``passed`` with the reason: it was probed only as a destination, where its column of the
     matrix judges it.
     """
-    shell, stand_ins = _judge(state, {n: digest_of(r) for n, r in results.items()}, finished, unconsumed)
-    nodes = {name: results.get(name) or stand_ins[name] for name in _order(state, results)}
+    shell, stand_ins, changed = _judge(state, {n: digest_of(r) for n, r in results.items()}, finished, unconsumed)
+    nodes = {name: _restated(results.get(name) or stand_ins[name], changed) for name in _order(state, results)}
     return shell.model_copy(update={"nodes": nodes})
 
 
@@ -56,15 +56,26 @@ def assemble_report(state: RoundState, digests: Mapping[str, NodeDigest], raw_re
                     timing: RoundTiming | None = None) -> tuple[Report, str]:
     """The report's shell (``nodes`` empty) and the whole report as JSON, from the nodes' digests
     and their results as JSON text (spliced in unparsed, so they must be what the nodes wrote)."""
-    shell, stand_ins = _judge(state, digests, finished, unconsumed)
+    shell, stand_ins, changed = _judge(state, digests, finished, unconsumed)
     shell = shell.model_copy(update={"timing": timing})
     parts = []
     for name in _order(state, raw_results):
         raw = raw_results.get(name)
-        parts.append(f"{json.dumps(name)}:{raw if raw is not None else stand_ins[name].model_dump_json(by_alias=True)}")
+        if raw is not None and name in changed:  # the blame restates a few nodes: only those are parsed
+            raw = _restated(NodeResult.model_validate_json(raw), changed).model_dump_json(by_alias=True)
+        if raw is None:
+            raw = _restated(stand_ins[name], changed).model_dump_json(by_alias=True)
+        parts.append(f"{json.dumps(name)}:{raw}")
     text = shell.model_dump_json(by_alias=True, exclude={"nodes"})
     # JSON objects are unordered: the nodes go last, as one more member of the top-level object.
     return shell, f'{text[:-1]},"nodes":{{{",".join(parts)}}}}}'
+
+
+def _restated(result: NodeResult, changed: Mapping[str, tuple[NodeStatus, str]]) -> NodeResult:
+    if result.node not in changed:
+        return result
+    status, reason = changed[result.node]
+    return result.model_copy(update={"status": status, "reason": reason})
 
 
 def _order(state: RoundState, results: Mapping[str, object]) -> list[str]:
@@ -72,9 +83,10 @@ def _order(state: RoundState, results: Mapping[str, object]) -> list[str]:
 
 
 def _judge(state: RoundState, digests: Mapping[str, NodeDigest], finished: datetime | None,
-           unconsumed: Collection[str]) -> tuple[Report, dict[str, NodeResult]]:
-    """The report without its nodes, and the results the coordinator writes itself for the
-    nodes that sent none (missing, idle, timeout)."""
+           unconsumed: Collection[str]) -> tuple[Report, dict[str, NodeResult], dict[str, tuple[NodeStatus, str]]]:
+    """The report without its nodes, the results the coordinator writes itself for the nodes that
+    sent none (missing, idle, timeout), and the statuses the blame analysis restates
+    (:func:`kdoctor.reports.blame.blamed_statuses`)."""
     end = finished or datetime.now(UTC)
     stand_ins: dict[str, NodeResult] = {}
     judged: dict[str, NodeDigest] = {}
@@ -91,6 +103,9 @@ def _judge(state: RoundState, digests: Mapping[str, NodeDigest], finished: datet
         stand_ins[node] = stand_in
         judged[node] = digest_of(stand_in)
     matrix = build_matrix(judged, state.coverage)
+    changed = blamed_statuses(judged, matrix.suspects if matrix else [])
+    judged = {name: d.model_copy(update=dict(zip(("status", "reason"), changed[name], strict=True)))
+              if name in changed else d for name, d in judged.items()}
     # Blame first: "node-3 is broken" is what the reader needs before each node's own complaint.
     reasons = [describe(s) for s in (matrix.suspects if matrix else [])]
     reasons += [f"{name}: {d.status}: {d.reason}" if d.reason else f"{name}: {d.status}"
@@ -116,7 +131,7 @@ def _judge(state: RoundState, digests: Mapping[str, NodeDigest], finished: datet
         summary=summarize(judged),
         matrix=matrix,
     )
-    return shell, stand_ins
+    return shell, stand_ins, changed
 
 
 def summarize(nodes: Mapping[str, NodeDigest | NodeResult]) -> Summary:

@@ -137,7 +137,11 @@ def test_killed_worker_times_out_by_the_deadline(make_cluster: Callable[..., Loc
         assert by_dest[survivor].verdict == "passed"
         assert by_dest["node-3"].verdict == "failed"
         assert by_dest["node-3"].errors
-        assert node.status == "failed"
+        # Its only failures were towards the suspect: the node itself passed (issue 15's rule).
+        assert node.status == "passed"
+        assert node.reason == "1 target(s) failed, all to suspect node node-3"
+    assert report.matrix is not None and [(s.kind, s.node) for s in report.matrix.suspects] == [
+        ("destination", "node-3")]
 
 
 def test_stopped_worker_is_missing_and_nothing_is_queued_for_it(
