@@ -45,6 +45,8 @@ def build_report(state: RoundState, results: dict[str, NodeResult], finished: da
     elif not nodes:
         reasons.append("no node is known: start a worker (`kdoctor worker --node NAME`) or give an inventory")
     warnings = list(dict.fromkeys([*state.warnings, *(w for r in nodes.values() for w in r.warnings)]))
+    if state.skipped:
+        warnings.append(skipped_line(state.skipped))
     return Report(
         id=state.round_id,
         job=state.job,
@@ -58,9 +60,22 @@ def build_report(state: RoundState, results: dict[str, NodeResult], finished: da
         deadline=datetime.fromtimestamp(state.deadline, UTC),
         spec=state.spec,
         nodes=nodes,
+        skipped=state.skipped,
         summary=summarize(nodes, latencies),
         matrix=matrix,
     )
+
+
+# A pool drained for maintenance can be many nodes: the line names the first few only (the
+# report's `skipped` has them all).
+SKIPPED_NAMED = 10
+
+
+def skipped_line(skipped: dict[str, str]) -> str:
+    """The report line for nodes left out on purpose: not inspected, not failed."""
+    named = [f"{node} ({why})" for node, why in sorted(skipped.items())[:SKIPPED_NAMED]]
+    more = f" and {len(skipped) - SKIPPED_NAMED} more" if len(skipped) > SKIPPED_NAMED else ""
+    return f"skipped, not inspected: {', '.join(named)}{more}"
 
 
 def summarize(nodes: dict[str, NodeResult], latencies: LatencyDigest | None = None) -> Summary:
