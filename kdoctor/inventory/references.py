@@ -3,10 +3,13 @@
 =================  ===================================  ======================================
 kind               spec field                           read by
 =================  ===================================  ======================================
-ConfigMap          AppHttpHealthy ``bodyConfigmapName``  each node, when the round starts
-Secret             AppHttpHealthy ``tlsSecretName``      each node, when the round starts
+ConfigMap          AppHttpHealthy ``bodyConfigmapName``  each node, when its task arrives
+Secret             AppHttpHealthy ``tlsSecretName``      each node, when its task arrives
 Service            Netdns ``targetDns.serviceName``      the coordinator, when it plans
 =================  ===================================  ======================================
+
+A node reads them as soon as its task arrives (:func:`prefetch`), before the round's common
+start instant, so that the API's answer time never delays the pressure.
 
 :func:`check` refuses a spec naming an object that does not exist, as kdoctor's admission webhook
 does, so nothing is enqueued and no node ends in ``error`` for it later; a Secret must carry
@@ -18,7 +21,7 @@ keys, never their values.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from kdoctor.errors import FieldProblem, SetupError, SpecError
@@ -28,7 +31,7 @@ from kdoctor.specs.common import DocumentBase
 from kdoctor.specs.netdns import Netdns
 from kdoctor.specs.plan import InventoryView
 
-__all__ = ["Reference", "check", "references", "resolve"]
+__all__ = ["Prefetched", "Reference", "check", "prefetch", "references", "resolve"]
 
 TLS_KEYS = ("ca.crt", "tls.crt", "tls.key")
 
@@ -111,3 +114,46 @@ def resolve(source: InventorySource, spec: DocumentBase, view: InventoryView) ->
         if addresses is not None:
             dns[f"{ref.namespace}/{ref.name}"] = addresses
     return view.model_copy(update={"cluster_dns": dns}) if dns != view.cluster_dns else view
+
+
+@dataclass
+class Prefetched:
+    """The ConfigMaps and Secrets of one spec, read once from a source, answered from memory
+    (an :class:`~kdoctor.probes.kinds.ApiObjects`); a failed read is raised when it is asked for."""
+
+    source: InventorySource
+    found: dict[tuple[str, str | None, str], object] = field(default_factory=dict)
+
+    def _answer(self, kind: str, namespace: str | None, name: str) -> object:
+        value = self.found.get((kind, namespace, name))
+        if isinstance(value, Exception):
+            raise value
+        return value
+
+    def config_map(self, namespace: str | None, name: str) -> dict[str, str] | None:
+        if ("ConfigMap", namespace, name) not in self.found:
+            return self.source.config_map(namespace, name)
+        value = self._answer("ConfigMap", namespace, name)
+        return value if isinstance(value, dict) else None
+
+    def secret(self, namespace: str | None, name: str) -> dict[str, bytes] | None:
+        if ("Secret", namespace, name) not in self.found:
+            return self.source.secret(namespace, name)
+        value = self._answer("Secret", namespace, name)
+        return value if isinstance(value, dict) else None
+
+
+def prefetch(source: InventorySource, spec: DocumentBase) -> Prefetched:
+    """Read now every ConfigMap and Secret ``spec`` names (what cannot be read is kept as its
+    error, for the probe to report with the field)."""
+    fetched = Prefetched(source)
+    for ref in references(spec):
+        if ref.kind == "Service":
+            continue
+        key = (ref.kind, ref.namespace, ref.name)
+        read = source.config_map if ref.kind == "ConfigMap" else source.secret
+        try:
+            fetched.found[key] = read(ref.namespace, ref.name)
+        except (LookupError, SetupError) as exc:
+            fetched.found[key] = exc
+    return fetched
