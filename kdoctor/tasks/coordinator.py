@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 import redis
 from celery import Celery, chord
 
+from kdoctor.inventory import references
 from kdoctor.inventory.source import InventorySource, open_source
 from kdoctor.planning import planner
 from kdoctor.reports.merge import build_report
@@ -48,8 +49,8 @@ def plan_round(app: Celery, client: redis.Redis, settings: Settings, source: Inv
     ttl = _retention(settings)
     rotation = rounds.next_rotation(client, spec.kind, spec.name, ttl)
     now = broker_now(client)  # every instant of a round is on the broker's clock (kdoctor.store.clock)
-    planned = planner.plan(spec, source.snapshot(now), now, settings, job=job_id, number=number,
-                           rotation=rotation)
+    inventory = references.resolve(source, spec, source.snapshot(now))  # + the DNS Service a spec names
+    planned = planner.plan(spec, inventory, now, settings, job=job_id, number=number, rotation=rotation)
     rounds.open_round(client, planned.state, ttl)
     if not planned.assignments:
         finalize_round(client, settings, rid)
@@ -121,7 +122,7 @@ def register(app: Celery, clients: Callable[[], redis.Redis], settings: Settings
         # One inventory source per coordinator process, made on first use (a cache lives in it).
         with lock:
             if not opened:
-                opened.append(open_source(settings, clients()))
+                opened.append(open_source(settings, clients(), cache=True))
             return opened[0]
 
     def plan_or_fail(job_id: str, number: int) -> str:

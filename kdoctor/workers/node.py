@@ -55,6 +55,8 @@ class WorkerOptions:
     addresses: list[str] = field(default_factory=list)
     labels: dict[str, str] = field(default_factory=dict)
     concurrency: int = 2
+    node_addresses: list[str] = field(default_factory=list)
+    """The node's own addresses (NodePorts); empty: the agent's are the node's."""
 
 
 def start_agent(node: str, addresses: list[str], port: int) -> tuple[multiprocessing.process.BaseProcess, int]:
@@ -86,7 +88,7 @@ def run_worker(settings: Settings, options: WorkerOptions) -> int:
     app = build_app(settings)
     agent_process, port = start_agent(node, addresses, options.agent_port)
     info = NodeInfo(
-        name=node, ipv4=ipv4, ipv6=ipv6, agent_port=port, labels=options.labels,
+        name=node, ipv4=ipv4, ipv6=ipv6, agent_port=port, labels=options.labels, node_ips=options.node_addresses,
         hostname=socket.gethostname(), pid=os.getpid(), version=__version__, started=broker_now(client),
     )
 

@@ -129,6 +129,7 @@ class FakeKube:
         self._stopping = False
         self._open_watches = 0
         self._connections: set[socket.socket] = set()
+        self._cursors: dict[int, tuple[str, int]] = {}  # open watch → (kind, last event sent)
         handler = type("Handler", (_Handler,), {"fake": self})
         self._http = ThreadingHTTPServer((host, port), handler)
         self._http.daemon_threads = True
@@ -196,8 +197,8 @@ class FakeKube:
             self._cond.notify_all()
             return self._rv
 
-    def delete(self, kind: str, name: str, namespace: str = "") -> None:
-        """Delete an object (``DELETED`` for watchers)."""
+    def delete(self, kind: str, name: str, namespace: str = "") -> int:
+        """Delete an object (``DELETED`` for watchers); the deletion's resourceVersion."""
         with self._cond:
             obj = self._objects.pop((kind, namespace, name))
             self._rv += 1
@@ -205,6 +206,12 @@ class FakeKube:
             gone["metadata"]["resourceVersion"] = str(self._rv)
             self._events.append(_Event(self._rv, "DELETED", kind, gone))
             self._cond.notify_all()
+            return self._rv
+
+    def wait_delivered(self, kind: str, rv: int, timeout: float = 10.0) -> None:
+        """Wait until every open watch of ``kind`` has been sent the events up to ``rv`` (so
+        a watching client can know of a change before the test goes on)."""
+        self.wait_for(lambda: all(c >= rv for k, c in list(self._cursors.values()) if k == kind), timeout)
 
     def get(self, kind: str, name: str, namespace: str = "") -> dict[str, Any]:
         """A copy of a stored object (to change and :meth:`apply` again)."""
@@ -407,6 +414,8 @@ class _Handler(BaseHTTPRequestHandler):
                 initial, cursor = [], int(since)
             generation = fake._generation
             fake._open_watches += 1
+            if cursor is not None:
+                fake._cursors[id(self)] = (kind.kind, cursor)
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Transfer-Encoding", "chunked")
@@ -425,6 +434,7 @@ class _Handler(BaseHTTPRequestHandler):
                 for event in pending:
                     self._chunk(json.dumps({"type": event.type, "object": event.obj}).encode() + b"\n")
                     cursor = event.rv
+                fake._cursors[id(self)] = (kind.kind, cursor)
                 if ended and not pending:
                     break
             self._chunk(b"")
@@ -433,3 +443,4 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             with fake._cond:
                 fake._open_watches -= 1
+                fake._cursors.pop(id(self), None)

@@ -29,6 +29,7 @@ kubeconfig / service account problems      :class:`SetupError` saying which file
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -55,9 +56,11 @@ T = TypeVar("T")
 # Lists and single reads: a connection is refused at once, a dead address gives up after this
 # (s). Reads of a list of 1,000 Nodes take well under the read timeout on a healthy API server.
 CONNECT_TIMEOUT, READ_TIMEOUT = 5.0, 60.0
-# One retry of a failed connection: enough for a blip, short enough that `kdoctor run` says
-# "cannot reach the API" within seconds.
+# One retry of a failed connection: enough for a pooled connection the server closed while idle,
+# short enough that `kdoctor run` says "cannot reach the API" within seconds. urllib3 logs each
+# retry as a warning; kdoctor reports the outcome in one line of its own, so those are muted.
 RETRIES = 1
+logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
 
 
 class Gone(SetupError):
