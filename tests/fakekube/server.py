@@ -81,6 +81,8 @@ class Call:
     resource: str
     namespace: str | None
     """``None``: cluster-scoped, or across all namespaces."""
+    user: str = ""
+    """Who asked (``users`` maps bearer tokens to names), for RBAC comparisons."""
 
 
 @dataclass
@@ -115,8 +117,10 @@ class FakeKube:
     """The server; a context manager that starts and stops it."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, token: str | None = None,
-                 ssl_context: ssl.SSLContext | None = None, gone_as_status: bool = False) -> None:
+                 users: dict[str, str] | None = None, ssl_context: ssl.SSLContext | None = None,
+                 gone_as_status: bool = False) -> None:
         self.token = token
+        self.users = users or {}
         self.gone_as_status = gone_as_status
         self.calls: list[Call] = []
         self._objects: dict[tuple[str, str, str], dict[str, Any]] = {}
@@ -252,9 +256,10 @@ class FakeKube:
             time.sleep(0.02)
 
     def kubeconfig(self, path: Path, *, namespace: str | None = None, context: str = "fake",
-                   ca_file: Path | None = None, others: dict[str, str] | None = None) -> Path:
-        """Write a kubeconfig whose current context ``context`` points at this server (with the
-        server's token, if any); ``others`` adds contexts ``name → server URL``."""
+                   ca_file: Path | None = None, others: dict[str, str] | None = None,
+                   token: str | None = None) -> Path:
+        """Write a kubeconfig whose current context ``context`` points at this server (with
+        ``token``, else the server's, if any); ``others`` adds contexts ``name → server URL``."""
         servers = {context: self.url, **(others or {})}
         clusters = []
         for name, url in servers.items():
@@ -262,7 +267,7 @@ class FakeKube:
             if ca_file is not None and url.startswith("https"):
                 cluster["certificate-authority"] = str(ca_file)
             clusters.append({"name": name, "cluster": cluster})
-        user: dict[str, Any] = {"token": self.token} if self.token else {}
+        user: dict[str, Any] = {"token": token or self.token} if token or self.token else {}
         contexts = [{"name": name, "context": {"cluster": name, "user": "kdoctor",
                                                **({"namespace": namespace} if namespace else {})}}
                     for name in servers]
@@ -343,12 +348,12 @@ class _Handler(BaseHTTPRequestHandler):
         kind, namespace, name = route
         watching = query.get("watch") in ("true", "1")
         verb = "get" if name else "watch" if watching else "list"
-        fake.calls.append(Call(verb, kind.group, kind.plural, namespace))
-        if fake.token is not None:
-            given = self.headers.get("Authorization", "")
-            if given.lower() != f"bearer {fake.token}".lower():
-                self._send_json(401, status(401, "Unauthorized", "Unauthorized"))
-                return
+        given = self.headers.get("Authorization", "")
+        token = given.split(" ", 1)[1] if given.lower().startswith("bearer ") else ""
+        fake.calls.append(Call(verb, kind.group, kind.plural, namespace, fake.users.get(token, "")))
+        if (fake.token is not None and token != fake.token) or (fake.users and token not in fake.users):
+            self._send_json(401, status(401, "Unauthorized", "Unauthorized"))
+            return
         if (verb, kind.plural, namespace) in fake._denied or (verb, kind.plural, None) in fake._denied:
             where = f'in the namespace "{namespace}"' if namespace else "at the cluster scope"
             subject = "get" if name else verb

@@ -344,3 +344,21 @@ def test_submit_refuses_references_that_do_not_exist(fake: FakeKube, tmp_path: P
 
 def test_resources_name_their_kinds() -> None:
     assert [r.kind for r in Resource] == ["Node", "Pod", "Service", "Ingress", "ConfigMap", "Secret"]
+
+
+def test_the_shipped_examples_plan_on_a_cluster_running_deploy_base(fake: FakeKube, tmp_path: Path) -> None:
+    from kdoctor.planning.planner import plan
+
+    examples = Path(__file__).parent.parent.parent / "examples"
+    src = source(fake, tmp_path, "node-1", "node-2", "node-3")
+    view = src.snapshot(NOW)
+    reach = plan(load_spec(examples / "cluster-netreach.yaml"), view, NOW, Settings(), job="j", number=1)
+    # kubernetes.io/os comes from the Node objects: every node is a source
+    assert reach.state.published == ["node-1", "node-2", "node-3"] and not reach.state.error
+    assert reach.state.warnings == ["loadBalancer requested but the agent Service kdoctor/kdoctor-agent is of "
+                                    "type NodePort, not LoadBalancer: not probed"]
+    kinds = {t.kind for t in reach.assignments[0].targets}
+    assert kinds == {"endpoint", "clusterIP", "nodePort", "ingress"}
+    dns_spec = load_spec(examples / "cluster-netdns.yaml")
+    dns = plan(dns_spec, references.resolve(src, dns_spec, view), NOW, Settings(), job="j", number=2)
+    assert [t.url for t in dns.assignments[0].targets] == ["udp://10.96.0.10:53", "udp://[fd00:10:96::a]:53"]
