@@ -113,6 +113,24 @@ def read_objects(path: Path, substitutions: dict[str, str] | None = None) -> lis
     return items
 
 
+def write_kubeconfig(path: Path, servers: dict[str, str], *, current: str, token: str | None = None,
+                     namespace: str | None = None, ca_file: Path | None = None) -> Path:
+    """A kubeconfig with one context (and cluster) per ``servers`` entry, ``current`` chosen."""
+    clusters = []
+    for name, url in servers.items():
+        cluster: dict[str, Any] = {"server": url}
+        if ca_file is not None and url.startswith("https"):
+            cluster["certificate-authority"] = str(ca_file)
+        clusters.append({"name": name, "cluster": cluster})
+    contexts = [{"name": name, "context": {"cluster": name, "user": "kdoctor",
+                                           **({"namespace": namespace} if namespace else {})}}
+                for name in servers]
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "clusters": clusters, "contexts": contexts,
+        "users": [{"name": "kdoctor", "user": {"token": token} if token else {}}], "current-context": current}))
+    return path
+
+
 class FakeKube:
     """The server; a context manager that starts and stops it."""
 
@@ -260,21 +278,8 @@ class FakeKube:
                    token: str | None = None) -> Path:
         """Write a kubeconfig whose current context ``context`` points at this server (with
         ``token``, else the server's, if any); ``others`` adds contexts ``name → server URL``."""
-        servers = {context: self.url, **(others or {})}
-        clusters = []
-        for name, url in servers.items():
-            cluster: dict[str, Any] = {"server": url}
-            if ca_file is not None and url.startswith("https"):
-                cluster["certificate-authority"] = str(ca_file)
-            clusters.append({"name": name, "cluster": cluster})
-        user: dict[str, Any] = {"token": token or self.token} if token or self.token else {}
-        contexts = [{"name": name, "context": {"cluster": name, "user": "kdoctor",
-                                               **({"namespace": namespace} if namespace else {})}}
-                    for name in servers]
-        path.write_text(yaml.safe_dump({
-            "apiVersion": "v1", "kind": "Config", "clusters": clusters, "contexts": contexts,
-            "users": [{"name": "kdoctor", "user": user}], "current-context": context}))
-        return path
+        return write_kubeconfig(path, {context: self.url, **(others or {})}, current=context,
+                                token=token or self.token, namespace=namespace, ca_file=ca_file)
 
     # -- serving ---------------------------------------------------------------------------
 
