@@ -87,3 +87,55 @@ def test_each_worker_reads_the_body_configmap_from_the_api(make_cluster: Callabl
     assert count == 15 and bodies == {b'{"test1":"test1","test2":"test2"}'}
     reads = [c for c in fake.calls if c.resource == "configmaps"]
     assert len(reads) == 1 + 3  # the submit's check, then one read per node
+
+
+def test_secret_material_stays_out_of_redis_reports_and_logs(make_cluster: Callable[..., LocalCluster],
+                                                            broker_url: str, fake: FakeKube, tmp_path: Path) -> None:
+    import base64
+    import ssl
+
+    import redis
+
+    from tests.servers.certs import make_pki
+
+    pki = make_pki(tmp_path)
+    material = {k: base64.b64encode(p.read_bytes()).decode()
+                for k, p in (("CA_CRT", pki.ca), ("TLS_CRT", pki.client_cert), ("TLS_KEY", pki.client_key))}
+    fake.load("tls-secret", substitutions={**material, "NAME": "orders-tls"})
+    fake.delete("Node", "node-4")
+    env = kubernetes_env(fake, tmp_path)
+    cluster = make_cluster(3, env={**env, "KDOCTOR_LOG_LEVEL": "DEBUG"})  # the chattiest logs
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(pki.server_cert, pki.server_key)
+    server_tls.verify_mode = ssl.CERT_REQUIRED  # mutual TLS: the Secret's tls.crt is the client's
+    server_tls.load_verify_locations(pki.ca)
+    settings = Settings.from_env({**FAST_ENV, **env, "KDOCTOR_BROKER_URL": broker_url, "KDOCTOR_LOG_LEVEL": "DEBUG"})
+    with Http1Server(server_tls) as server, Client(settings=settings) as client:
+        report = client.submit({
+            "apiVersion": "kdoctor.io/v1beta1", "kind": "AppHttpHealthy", "metadata": {"name": "mtls"},
+            "spec": {"request": {"qps": 5, "durationInSecond": 1},
+                     "target": {"host": server.url, "tlsSecretName": "orders-tls",
+                                "tlsSecretNamespace": "kdoctor-test-server"},
+                     "expect": {"successRate": 1}}}).wait(60)
+    assert report.verdict == "passed", report.reasons
+    key_pem = pki.client_key.read_text()
+    secrets = [material["TLS_KEY"], material["TLS_CRT"], key_pem.splitlines()[1], "PRIVATE KEY"]
+    # Every byte kdoctor keeps: Celery messages and results, round state, reports, the registry...
+    r = redis.Redis.from_url(broker_url)
+    stored = []
+    for key in r.scan_iter():
+        kind = r.type(key)
+        if kind == b"string":
+            stored.append(r.get(key) or b"")
+        elif kind == b"hash":
+            stored += [k + b"=" + v for k, v in r.hgetall(key).items()]
+        elif kind == b"list":
+            stored += r.lrange(key, 0, -1)
+        elif kind in (b"set", b"zset"):
+            stored += list(r.zrange(key, 0, -1) if kind == b"zset" else r.smembers(key))
+    blob = b"\n".join(stored).decode(errors="replace")
+    assert "orders-tls" in blob  # the Secret's name is in the spec, as it should be
+    assert not [s for s in secrets if s in blob]
+    logs = "\n".join(cluster.log_tail(name, 100000) for name in cluster.processes)
+    assert not [s for s in secrets if s in logs]
+    assert not [s for s in secrets if s in report.model_dump_json()]
