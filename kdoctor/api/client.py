@@ -295,8 +295,9 @@ class Client:
 
     @translated
     def nodes(self) -> list[NodeInfo]:
-        """Every expected node of the inventory (``settings.inventory``; by default the worker
-        registry), with its last heartbeat (see :meth:`NodeInfo.state` and :meth:`now`)."""
+        """Every expected node of the inventory (``settings.inventory``: the Kubernetes Nodes, the
+        worker registry or a file), with its last heartbeat (see :meth:`NodeInfo.state` and
+        :meth:`now`)."""
         return open_source(self.settings, self.redis).snapshot(broker_now(self.redis)).expected
 
     @translated

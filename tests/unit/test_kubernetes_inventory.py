@@ -104,6 +104,16 @@ def test_a_running_pod_whose_worker_is_silent_says_so(fake: FakeKube, tmp_path: 
                                       "registered in Redis (is it on another broker, or refused by it?)")
 
 
+def test_a_worker_registered_under_another_name_is_named(fake: FakeKube, tmp_path: Path) -> None:
+    src = source(fake, tmp_path, "node-1", "node-3")
+    stray = NodeInfo(name="worker-b", hostname="kdoctor-worker-9qz7m", last_heartbeat=NOW)
+    src.registry.workers = lambda: [*Registry("node-1", "node-3").workers(), stray]  # type: ignore[method-assign]
+    view = src.snapshot(NOW)
+    assert view.missing["node-2"] == ("worker pod kdoctor-worker-9qz7m registered its worker as 'worker-b', not as "
+                                      "this Node's name: KDOCTOR_NODE_NAME must be the pod's spec.nodeName")
+    assert "worker-b" not in [n.name for n in view.expected]
+
+
 def test_a_cordoned_node_is_skipped_unless_its_worker_runs(fake: FakeKube, tmp_path: Path) -> None:
     fake.load("node-cordoned")
     view = source(fake, tmp_path, "node-1", "node-2", "node-3").snapshot(NOW)

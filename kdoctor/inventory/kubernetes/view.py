@@ -10,8 +10,10 @@ otherwise                               expected and ``missing``, with the API's
 ======================================  ====================================================
 
 Workers are matched to Nodes by name: a worker's name is its pod's ``spec.nodeName`` (the
-DaemonSet passes it down), and an agent pod belongs to the node in its ``spec.nodeName`` (or,
-before it is scheduled, the node its DaemonSet affinity names). A registered worker whose Node
+DaemonSet passes it down; its queue is named after it), and an agent pod belongs to the node in
+its ``spec.nodeName`` (or, before it is scheduled, the node its DaemonSet affinity names). A
+worker whose pod (its hostname) sits on a Node but that registered under another name is named
+in that Node's reason. A registered worker whose Node
 is gone is not expected any more: a deleted node leaves the next round. A node's agent addresses
 are its pod's ``status.podIPs`` (the worker's own list while the pod is unknown), its NodePort
 addresses the Node's InternalIPs, its labels the Node's (over any the worker adds).
@@ -48,7 +50,9 @@ def inventory_view(nodes: Iterable[NodeRecord], pods: Iterable[PodRecord], servi
     pods_of: dict[str, list[PodRecord]] = defaultdict(list)
     for record in pods:
         pods_of[record.node].append(record)
+    workers = list(workers)
     worker_of = {w.name: w for w in workers}
+    in_pod = {w.hostname: w for w in workers if w.hostname}  # a worker's hostname is its pod's name
     expected: list[NodeInfo] = []
     live: list[str] = []
     missing: dict[str, str] = {}
@@ -63,6 +67,9 @@ def inventory_view(nodes: Iterable[NodeRecord], pods: Iterable[PodRecord], servi
         expected.append(_node_info(node, pod, worker))
         if beating:
             live.append(node.name)
+        elif pod is not None and (other := in_pod.get(pod.name)) is not None and other.name != node.name:
+            missing[node.name] = (f"worker pod {pod.name} registered its worker as {other.name!r}, not as this "
+                                  "Node's name: KDOCTOR_NODE_NAME must be the pod's spec.nodeName")
         else:
             missing[node.name] = missing_reason(node, pod, worker, now, timeout, agents)
     return InventoryView(expected=expected, live=live, missing=missing, services=services, source=source,
