@@ -7,6 +7,7 @@ material."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 import uvloop
 
+from kdoctor.inventory import references
 from kdoctor.inventory.kubernetes.source import KubernetesSource
 from kdoctor.probes import apphttp
 from kdoctor.probes.kinds import NodeContext
@@ -52,6 +54,9 @@ def node(pki: Pki, tmp_path: Path) -> Iterator[NodeContext]:
 
 
 def probe(doc: AppHttpHealthy, node: NodeContext) -> NodeResult:
+    """Run the probe as a worker does: what the spec names read first, then the pressure."""
+    assert node.objects is not None
+    node = dataclasses.replace(node, objects=references.prefetch(node.objects, doc))  # type: ignore[arg-type]
     targets, _ = apphttp.plan(doc, None, RoundContext(InventoryView()))  # type: ignore[arg-type]
     now = time.time()
     assignment = Assignment(round_id="r", job="j", round=1, kind=doc.kind, name=doc.name, spec=spec_json(doc),

@@ -87,8 +87,11 @@ def kube_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeLab]:
     # must exist before (the coordinator checks its credentials when it starts).
     port = free_port()
     kubeconfig = write_kubeconfig(work / "kubeconfig", {"lab": f"http://{config.bridge_v4}:{port}"}, current="lab")
+    # A worker's first round with the API loads the client and reads the ConfigMap and Secret before
+    # the start instant: a lead of 2 s (1 s by default) leaves room for that on a loaded machine.
     settings = Settings.from_env({**FAST_ENV, "KDOCTOR_INVENTORY": "kubernetes", "KDOCTOR_KUBECONFIG": str(kubeconfig),
-                                  "KDOCTOR_KUBERNETES_SERVICE_ACCOUNT_DIR": str(work / "no-service-account")})
+                                  "KDOCTOR_KUBERNETES_SERVICE_ACCOUNT_DIR": str(work / "no-service-account"),
+                                  "KDOCTOR_START_LEAD_SECONDS": "2"})
     state = lab.up(config, settings, timeout=120)
     fake = dns = None
     try:

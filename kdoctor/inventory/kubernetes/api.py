@@ -7,8 +7,9 @@ Credentials: outside a cluster a kubeconfig (``KDOCTOR_KUBECONFIG``, else ``$KUB
 the environment (the official client would read ``KUBECONFIG`` and the service variables
 itself).
 
-Objects are read as JSON (``_preload_content=False``), never as the client's models: turning a
-1,000-node list into models costs seconds of CPU, and :mod:`.records` keeps a few fields only.
+Requests go through the official client's ``ApiClient`` (its authentication, TLS, retries and
+token refresh) and objects are read as JSON, never as the client's models: turning a 1,000-node
+list into models costs seconds of CPU, and :mod:`.records` keeps a few fields only.
 
 Every client exception becomes a kdoctor error here, with the API's own message and one line:
 
@@ -36,12 +37,15 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import urllib3
-from kubernetes import client as k8s
-from kubernetes import config as k8s_config
+from kubernetes.client.api_client import ApiClient
+from kubernetes.client.configuration import Configuration
+from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 from kubernetes.config.incluster_config import InClusterConfigLoader
+from kubernetes.config.kube_config import load_kube_config
 from kubernetes.watch.watch import iter_resp_lines
 
 from kdoctor.errors import SetupError
@@ -88,9 +92,9 @@ class Resource(Enum):
                 "configmaps": "ConfigMap", "secrets": "Secret"}[self.plural]
 
 
-def _configuration(settings: Settings) -> tuple[k8s.Configuration, bool]:
+def _configuration(settings: Settings) -> tuple[Configuration, bool]:
     """The client configuration and whether it is the in-cluster one."""
-    cfg = k8s.Configuration()
+    cfg = Configuration()
     explicit = bool(settings.kubeconfig or settings.kubernetes_context)
     try:
         if in_cluster(settings) and not explicit:
@@ -103,7 +107,7 @@ def _configuration(settings: Settings) -> tuple[k8s.Configuration, bool]:
             loader.load_and_set(cfg)  # type: ignore[no-untyped-call]
             inside = True
         else:
-            k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
+            load_kube_config(  # type: ignore[no-untyped-call]
                 config_file=settings.kubeconfig or "~/.kube/config",
                 context=settings.kubernetes_context or None, client_configuration=cfg, persist_config=False)
             inside = False
@@ -150,7 +154,7 @@ def _network_reason(exc: BaseException) -> str:
     return text.rsplit(": ", 1)[-1][:200] if text else type(exc).__name__
 
 
-def _status_message(exc: k8s.ApiException) -> str:
+def _status_message(exc: ApiException) -> str:
     """The ``message`` of the Status the API answered with, else its reason phrase."""
     try:
         body = json.loads(exc.body or "")
@@ -182,9 +186,7 @@ class Api:
         cfg, self.in_cluster = _configuration(settings)
         self.server = str(cfg.host)
         self.namespace = _namespace(settings)
-        self.client = k8s.ApiClient(cfg)
-        self.core = k8s.CoreV1Api(self.client)
-        self.networking = k8s.NetworkingV1Api(self.client)
+        self.client = ApiClient(cfg)
 
     def close(self) -> None:
         """Release the connection pool."""
@@ -194,7 +196,7 @@ class Api:
 
     def error(self, exc: BaseException, call: _Call) -> SetupError:
         """``exc`` (from the client) as a kdoctor error about ``call``."""
-        if isinstance(exc, k8s.ApiException):
+        if isinstance(exc, ApiException):
             status, message = exc.status, _status_message(exc)
             if status == 0:
                 return SetupError(f"cannot talk to the Kubernetes API at {self.server} (TLS): {message}")
@@ -212,7 +214,7 @@ class Api:
     def _call(self, call: _Call, do: Callable[[], T]) -> T:
         try:
             return do()
-        except (k8s.ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
+        except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
             raise self.error(exc, call) from exc
         except ValueError as exc:  # a 200 that is not the API's JSON (a proxy's page, say)
             raise SetupError(f"the Kubernetes API at {self.server} answered {call} with something that is "
@@ -220,27 +222,36 @@ class Api:
 
     # -- requests ------------------------------------------------------------------------------
 
-    def _lister(self, resource: Resource, namespace: str | None) -> Callable[..., Any]:
-        if resource is Resource.NODES:
-            return self.core.list_node
-        functions: dict[Resource, Callable[..., Any]] = {
-            Resource.PODS: self.core.list_namespaced_pod,
-            Resource.SERVICES: self.core.list_namespaced_service,
-            Resource.INGRESSES: self.networking.list_namespaced_ingress,
-        }
-        function = functions[resource]
-        return lambda **kw: function(namespace, **kw)
+    def _request(self, resource: Resource, namespace: str | None, name: str = "", *,
+                 query: dict[str, str | None] | None = None, read_timeout: float = READ_TIMEOUT) -> Any:
+        """GET a path of ``resource`` through the client (its auth, TLS, retries and token refresh);
+        the raw urllib3 response, or :class:`ApiException` for a status that is not 2xx.
+
+        The paths are built here rather than through ``CoreV1Api``: importing the generated API
+        classes costs a second of CPU, paid again by every fresh process (a CLI check, a pool child)."""
+        group, plural, _ = resource.value
+        path = f"/apis/{group}/v1" if group else "/api/v1"
+        if namespace is not None:
+            path += f"/namespaces/{quote(namespace, safe='')}"
+        path += f"/{plural}" + (f"/{quote(name, safe='')}" if name else "")
+        serialized = self.client.param_serialize(
+            "GET", path, query_params=[(k, v) for k, v in (query or {}).items() if v is not None],
+            header_params={"Accept": "application/json"}, auth_settings=["BearerToken"])
+        response = self.client.call_api(*serialized, _request_timeout=(CONNECT_TIMEOUT, read_timeout))
+        if not 200 <= response.status <= 299:
+            response.read()  # type: ignore[no-untyped-call]
+            raise ApiException(http_resp=response)
+        return response.response
 
     def list(self, resource: Resource, namespace: str | None = None, *, label_selector: str = "",
              field_selector: str = "", resource_version: str | None = None) -> tuple[list[Raw], str]:
         """The items of a collection and the list's resourceVersion."""
         call = _Call("list", resource, namespace)
-        lister = self._lister(resource, namespace)
 
         def do() -> tuple[list[Raw], str]:
-            response = lister(label_selector=label_selector or None, field_selector=field_selector or None,
-                              resource_version=resource_version, _preload_content=False,
-                              _request_timeout=(CONNECT_TIMEOUT, READ_TIMEOUT))
+            response = self._request(resource, namespace, query={
+                "labelSelector": label_selector or None, "fieldSelector": field_selector or None,
+                "resourceVersion": resource_version})
             body = json.loads(response.data)
             return list(body.get("items") or []), str((body.get("metadata") or {}).get("resourceVersion", ""))
 
@@ -252,11 +263,11 @@ class Api:
         """The events of a watch from ``resource_version``, ending after ``timeout`` seconds (the
         server closes the stream); a connection silent for longer than that is given up."""
         call = _Call("watch", resource, namespace)
-        lister = self._lister(resource, namespace)
-        response = self._call(call, lambda: lister(
-            label_selector=label_selector or None, field_selector=field_selector or None,
-            resource_version=resource_version, timeout_seconds=timeout, allow_watch_bookmarks=True,
-            watch=True, _preload_content=False, _request_timeout=(CONNECT_TIMEOUT, timeout + READ_TIMEOUT)))
+        response = self._call(call, lambda: self._request(resource, namespace, read_timeout=timeout + READ_TIMEOUT,
+                                                          query={
+            "labelSelector": label_selector or None, "fieldSelector": field_selector or None,
+            "resourceVersion": resource_version, "timeoutSeconds": str(timeout), "allowWatchBookmarks": "true",
+            "watch": "true"}))
 
         def events() -> Iterator[Raw]:
             try:
@@ -275,18 +286,11 @@ class Api:
     def get(self, resource: Resource, namespace: str, name: str) -> Raw | None:
         """One object, or ``None`` when it does not exist."""
         call = _Call("get", resource, namespace, name)
-        readers: dict[Resource, Callable[..., Any]] = {
-            Resource.SERVICES: self.core.read_namespaced_service,
-            Resource.CONFIGMAPS: self.core.read_namespaced_config_map,
-            Resource.SECRETS: self.core.read_namespaced_secret,
-        }
-        reader = readers[resource]
 
         def do() -> Raw | None:
             try:
-                response = reader(name, namespace, _preload_content=False,
-                                  _request_timeout=(CONNECT_TIMEOUT, READ_TIMEOUT))
-            except k8s.ApiException as exc:
+                response = self._request(resource, namespace, name)
+            except ApiException as exc:
                 if exc.status == 404:
                     return None
                 raise

@@ -29,8 +29,8 @@ from kdoctor.specs.plan import InventoryView
 
 __all__ = ["STALE_AFTER_SECONDS", "KubernetesSource"]
 
-# A watch failing for longer than this (s) makes the report say the inventory may be stale: two
-# missed heartbeats' worth, so a brief API server restart stays silent.
+# A watch failing for longer than this (s) makes the report say the inventory may be stale: long
+# enough that an API server restart or a control-plane failover (seconds) stays silent.
 STALE_AFTER_SECONDS = 30.0
 
 
