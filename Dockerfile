@@ -6,7 +6,7 @@ COPY pyproject.toml README.md ./
 COPY kdoctor ./kdoctor
 RUN pip install --no-cache-dir . && rm -rf /src
 RUN useradd --system --uid 10001 kdoctor
-# The worker needs root only for DiskIO on a hostPath it does not own; override per deployment.
+# Never root: deploy/base's worker DaemonSet hands its DiskIO hostPath to this user first.
 USER 10001
 ENTRYPOINT ["kdoctor"]
 CMD ["--help"]

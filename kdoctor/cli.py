@@ -54,12 +54,15 @@ def _settings(ctx: click.Context) -> Settings:
               help="Redis URL [env KDOCTOR_BROKER_URL; default redis://127.0.0.1:6379/0].")
 @click.option("--log-level", envvar="KDOCTOR_LOG_LEVEL", metavar="LEVEL",
               help="DEBUG, INFO, WARNING (default) or ERROR.")
+@click.option("--context", envvar="KDOCTOR_KUBERNETES_CONTEXT", metavar="NAME",
+              help="Kubeconfig context of the kubernetes inventory [env KDOCTOR_KUBERNETES_CONTEXT].")
 @click.version_option(__version__, prog_name="kdoctor")
 @click.pass_context
-def cli(ctx: click.Context, broker: str | None, log_level: str | None) -> None:
+def cli(ctx: click.Context, broker: str | None, log_level: str | None, context: str | None) -> None:
     """kdoctor: inspect a Kubernetes data plane from every node at once."""
     try:
-        ctx.obj = Settings.from_env(broker_url=broker, log_level=log_level.upper() if log_level else None)
+        ctx.obj = Settings.from_env(broker_url=broker, log_level=log_level.upper() if log_level else None,
+                                    kubernetes_context=context)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     logging.basicConfig(level=ctx.obj.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -74,6 +77,9 @@ def cli(ctx: click.Context, broker: str | None, log_level: str | None) -> None:
               help="Address to listen on and advertise; repeat for IPv4 and IPv6 [default: every "
                    "global address, env KDOCTOR_AGENT_ADDRESSES].")
 @click.option("--label", "labels", multiple=True, metavar="KEY=VALUE", help="Node label; repeatable.")
+@click.option("--node-address", "node_addresses", multiple=True, metavar="ADDR",
+              help="The node's own address, where NodePorts listen; repeatable [env KDOCTOR_NODE_ADDRESSES; "
+                   "default: the agent addresses].")
 @click.option("--concurrency", type=click.IntRange(1, 16), default=1, show_default=True,
               help="Probes that may run at once on this node (each in its own process). One keeps "
                    "rounds from measuring each other; the coordinator queues rounds for busy nodes.")
@@ -81,7 +87,7 @@ def cli(ctx: click.Context, broker: str | None, log_level: str | None) -> None:
               help="The only directory DiskIO may write under [env KDOCTOR_DATA_DIR; default /var/lib/kdoctor].")
 @click.pass_context
 def worker(ctx: click.Context, node: str, agent_port: int | None, addresses: tuple[str, ...],
-           labels: tuple[str, ...], concurrency: int, data_dir: str | None) -> None:
+           labels: tuple[str, ...], node_addresses: tuple[str, ...], concurrency: int, data_dir: str | None) -> None:
     """Run a node's worker: probes from this node plus the agent other nodes probe."""
     import dataclasses
 
@@ -95,8 +101,10 @@ def worker(ctx: click.Context, node: str, agent_port: int | None, addresses: tup
     try:
         label_map = identity.parse_labels(",".join([settings.node_labels, *labels]))
         identity.split_families(addrs)
+        own = list(node_addresses) or [a.strip() for a in settings.node_addresses.split(",") if a.strip()]
+        identity.split_families(own)
         options = WorkerOptions(node=node, agent_port=settings.agent_port if agent_port is None else agent_port,
-                                addresses=addrs, labels=label_map, concurrency=concurrency)
+                                addresses=addrs, labels=label_map, concurrency=concurrency, node_addresses=own)
         from kdoctor.store.keys import check_node_name
 
         check_node_name(node)
@@ -105,9 +113,27 @@ def worker(ctx: click.Context, node: str, agent_port: int | None, addresses: tup
     sys.exit(run_worker(settings, options))
 
 
+def _inventory(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """``kubernetes``, ``registry`` or the path of a static file that exists."""
+    if value and value not in ("kubernetes", "registry"):
+        from pathlib import Path
+
+        if not Path(value).is_file():
+            raise click.BadParameter(f"{value!r} is neither 'kubernetes', 'registry' nor an inventory file", ctx, param)
+    return value
+
+
 _inventory_option = click.option(
-    "--inventory", envvar="KDOCTOR_INVENTORY", type=click.Path(dir_okay=False, exists=True), default=None,
-    help="Static inventory YAML: expected nodes, Service/Ingress addresses [env KDOCTOR_INVENTORY].")
+    "--inventory", envvar="KDOCTOR_INVENTORY", default=None, callback=_inventory, metavar="kubernetes|registry|FILE",
+    help="Where expected nodes and targets come from: the Kubernetes API, the worker registry, or a static "
+         "inventory YAML [env KDOCTOR_INVENTORY; default: kubernetes inside a pod, else registry].")
+
+
+def _with_inventory(ctx: click.Context, inventory: str | None) -> Settings:
+    import dataclasses
+
+    settings = _settings(ctx)
+    return dataclasses.replace(settings, inventory=inventory) if inventory else settings
 
 
 @cli.command()
@@ -117,15 +143,11 @@ _inventory_option = click.option(
 @click.pass_context
 def coordinator(ctx: click.Context, concurrency: int, inventory: str | None) -> None:
     """Run the coordinator: plans rounds, enforces deadlines, writes reports."""
-    import dataclasses
-
-    from kdoctor.inventory import static
+    from kdoctor.inventory.source import check_setup
     from kdoctor.workers.coordinator import run_coordinator
 
-    settings = _settings(ctx)
-    if inventory:
-        static.load(inventory)  # refuse a bad file now rather than fail every round
-        settings = dataclasses.replace(settings, inventory=inventory)
+    settings = _with_inventory(ctx, inventory)
+    check_setup(settings)  # refuse a bad file or missing credentials now rather than fail every round
     sys.exit(run_coordinator(settings, concurrency))
 
 
@@ -146,12 +168,14 @@ def validate(spec: str) -> None:
               help="html: one self-contained page (with --wait), e.g. `> report.html`.")
 @click.option("--timeout", type=float, default=None,
               help="Give up waiting after this many seconds [default: the round's own deadline].")
+@_inventory_option
 @click.pass_context
-def run(ctx: click.Context, spec: str, wait: bool, output: str, timeout: float | None) -> None:
-    """Submit one round of SPEC now."""
+def run(ctx: click.Context, spec: str, wait: bool, output: str, timeout: float | None, inventory: str | None) -> None:
+    """Submit one round of SPEC now (ConfigMaps, Secrets and DNS Services it names are checked
+    against the kubernetes inventory first)."""
     from kdoctor.api import Client
 
-    with Client(settings=_settings(ctx)) as client:
+    with Client(settings=_with_inventory(ctx, inventory)) as client:
         job = client.submit(spec, source="cli")
         if not wait:
             if output == "json":
@@ -243,14 +267,10 @@ def reports(ctx: click.Context, limit: int, job: str | None, kind: str | None, n
 @click.pass_context
 def nodes(ctx: click.Context, output: str, inventory: str | None) -> None:
     """List the nodes in the registry (and inventory) and whether their workers are live."""
-    import dataclasses
-
     from kdoctor.api import Client
     from kdoctor.reports import render
 
-    settings = _settings(ctx)
-    if inventory:
-        settings = dataclasses.replace(settings, inventory=inventory)
+    settings = _with_inventory(ctx, inventory)
     with Client(settings=settings) as client:
         found = client.nodes()
         now = client.now()  # heartbeats are stamped on the broker's clock
@@ -290,12 +310,13 @@ def schedule() -> None:
 
 @schedule.command(name="add")
 @click.argument("spec", type=click.Path(dir_okay=False))
+@_inventory_option
 @click.pass_context
-def schedule_add(ctx: click.Context, spec: str) -> None:
+def schedule_add(ctx: click.Context, spec: str, inventory: str | None) -> None:
     """Install SPEC's schedule; prints the job id (reports are <job>-r<round>)."""
     from kdoctor.api import Client
 
-    with Client(settings=_settings(ctx)) as client:
+    with Client(settings=_with_inventory(ctx, inventory)) as client:
         job = client.schedule(spec, source="cli")
     click.echo(job)
 

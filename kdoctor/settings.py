@@ -18,8 +18,11 @@ from typing import Any
 __all__ = ["Setting", "Settings"]
 
 
-def _field(env: str, default: Any, doc: str, unit: str = "") -> Any:
-    return dataclasses.field(default=default, metadata={"env": env, "doc": doc, "unit": unit})
+def _field(env: str, default: Any, doc: str, unit: str = "", fallback: str = "") -> Any:
+    # fallback: a variable other tools already use for the same thing (KUBECONFIG), read when
+    # the KDOCTOR_* one is not set.
+    return dataclasses.field(default=default, metadata={"env": env, "doc": doc, "unit": unit,
+                                                        "fallback": fallback})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,6 +81,13 @@ class Settings:
     )
     node_labels: str = _field(
         "KDOCTOR_NODE_LABELS", "", "Comma-separated `key=value` labels advertised for this node."
+    )
+    node_addresses: str = _field(
+        "KDOCTOR_NODE_ADDRESSES",
+        "",
+        "Comma-separated addresses of the node itself, where NodePorts listen (in Kubernetes: "
+        "`status.hostIPs` through the downward API). Empty: the agent addresses. The `kubernetes` "
+        "inventory uses the Node's InternalIPs instead.",
     )
     heartbeat_seconds: float = _field(
         "KDOCTOR_HEARTBEAT_SECONDS",
@@ -149,8 +159,59 @@ class Settings:
     inventory: str = _field(
         "KDOCTOR_INVENTORY",
         "",
-        "Path of a static inventory YAML (expected nodes, Service and Ingress addresses). Empty: "
-        "the live worker registry is the inventory.",
+        "Where expected nodes and targets come from: `kubernetes` (the Kubernetes API), `registry` "
+        "(the live workers), or the path of a static inventory YAML. Empty: `kubernetes` inside a "
+        "pod (`KUBERNETES_SERVICE_HOST` set and a service account token mounted), else `registry`.",
+    )
+    kubeconfig: str = _field(
+        "KDOCTOR_KUBECONFIG",
+        "",
+        "Kubeconfig file(s) of the `kubernetes` inventory outside a cluster (colon-separated, as "
+        "kubectl takes them). Empty: `$KUBECONFIG`, else `~/.kube/config`.",
+        fallback="KUBECONFIG",
+    )
+    kubernetes_context: str = _field(
+        "KDOCTOR_KUBERNETES_CONTEXT",
+        "",
+        "Kubeconfig context of the `kubernetes` inventory (`kdoctor --context`). Empty: the current one.",
+    )
+    kubernetes_namespace: str = _field(
+        "KDOCTOR_KUBERNETES_NAMESPACE",
+        "",
+        "Namespace of kdoctor's own objects (agent pods, Service, Ingress) and of ConfigMaps and Secrets "
+        "a spec names without a namespace. Empty: the service account's namespace, else `kdoctor`.",
+    )
+    kubernetes_agent_selector: str = _field(
+        "KDOCTOR_KUBERNETES_AGENT_SELECTOR",
+        "app.kubernetes.io/name=kdoctor-worker",
+        "Label selector of the worker (agent) pods, as `deploy/base` labels them.",
+    )
+    kubernetes_agent_service: str = _field(
+        "KDOCTOR_KUBERNETES_AGENT_SERVICE",
+        "kdoctor-agent",
+        "Name of the agent Service (ClusterIP, NodePort, LoadBalancer) and of the agent Ingress.",
+    )
+    kubernetes_node_selector: str = _field(
+        "KDOCTOR_KUBERNETES_NODE_SELECTOR",
+        "",
+        "Label selector of the Nodes the worker DaemonSet runs on (its `nodeSelector`). Empty: every "
+        "Node, as `deploy/base` tolerates every taint.",
+    )
+    kubernetes_service_account_dir: str = _field(
+        "KDOCTOR_KUBERNETES_SERVICE_ACCOUNT_DIR",
+        "/var/run/secrets/kubernetes.io/serviceaccount",
+        "Where a pod's service account is mounted (`token`, `ca.crt`, `namespace`): the in-cluster "
+        "credentials.",
+    )
+    kubernetes_service_host: str = _field(
+        "KUBERNETES_SERVICE_HOST",
+        "",
+        "Set by Kubernetes in every pod: the API server's address for in-cluster access.",
+    )
+    kubernetes_service_port: str = _field(
+        "KUBERNETES_SERVICE_PORT",
+        "",
+        "Set by Kubernetes in every pod: the API server's port for in-cluster access.",
     )
     resolv_conf: str = _field(
         "KDOCTOR_RESOLV_CONF",
@@ -179,7 +240,7 @@ class Settings:
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         for f in dataclasses.fields(cls):
-            raw = env.get(f.metadata["env"])
+            raw = env.get(f.metadata["env"]) or (env.get(f.metadata["fallback"]) if f.metadata["fallback"] else None)
             if raw is None or raw == "":
                 continue
             values[f.name] = _convert(f.metadata["env"], raw, type(f.default))

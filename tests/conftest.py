@@ -25,6 +25,8 @@ FAST_ENV = {
     "KDOCTOR_ROUND_GRACE_SECONDS": "3",
     "KDOCTOR_START_LEAD_SECONDS": "0.5",
     "KDOCTOR_COORDINATOR_TIMEOUT_SECONDS": "5",
+    # Explicit: a test run inside a pod (a CI runner) must not pick the Kubernetes API by itself.
+    "KDOCTOR_INVENTORY": "registry",
 }
 
 _databases = itertools.cycle(range(1, 64))

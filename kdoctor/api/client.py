@@ -7,8 +7,9 @@
 >>> report.verdict
 'passed'
 
-Validation happens here, before anything is enqueued: a bad spec raises
-:class:`~kdoctor.errors.SpecError` and nothing is published. Whatever goes wrong below (Redis
+Validation happens here, before anything is enqueued: a bad spec, or one naming a ConfigMap,
+Secret or DNS Service the Kubernetes API does not have, raises :class:`~kdoctor.errors.SpecError`
+and nothing is published. Whatever goes wrong below (Redis
 down, a wrong password, a timeout) reaches the caller as a :class:`~kdoctor.errors.KdoctorError`
 (:mod:`kdoctor.api.boundary`).
 """
@@ -25,6 +26,7 @@ from celery import Celery
 
 from kdoctor.api.boundary import translated
 from kdoctor.errors import BrokerUnavailable, SetupError, WaitTimeout
+from kdoctor.inventory import references
 from kdoctor.inventory.source import open_source
 from kdoctor.probes import kinds
 from kdoctor.settings import Settings
@@ -211,12 +213,15 @@ class Client:
         """Validate ``spec`` and enqueue one round of it now.
 
         Raises:
-            SpecError: the spec is invalid (nothing was enqueued).
-            SetupError: this build cannot run the kind, or no coordinator is running.
+            SpecError: the spec is invalid, or names an API object that does not exist (nothing
+                was enqueued).
+            SetupError: this build cannot run the kind, no coordinator is running, or the
+                Kubernetes API cannot be asked.
             BrokerUnavailable: Redis cannot be reached.
         """
         model = load_spec(spec)
         kinds.check(model.kind)
+        self.check_references(model)
         self.check_ready()
         job_id = new_job_id(model.name)
         data = spec_json(model)
@@ -236,6 +241,7 @@ class Client:
 
         model = load_spec(spec)
         kinds.check(model.kind)
+        self.check_references(model)
         self.check_ready()
         job = JobRecord(job=new_job_id(model.name), kind=model.kind, name=model.name,
                         spec=spec_json(model), submitted=broker_now(self.redis), source=source, scheduled=True)
@@ -262,6 +268,13 @@ class Client:
         return schedules.remove(self.app, self.redis, job_id)
 
     @translated
+    def check_references(self, spec: SpecModel) -> None:
+        """Raise :class:`SpecError` when ``spec`` names a ConfigMap, Secret or DNS Service the
+        inventory (``settings.inventory``; only the ``kubernetes`` one has API objects) says does
+        not exist, and :class:`SetupError` when the inventory cannot be asked."""
+        references.check(open_source(self.settings, self.redis), spec)
+
+    @translated
     def check_ready(self) -> None:
         """Raise unless Redis answers and a coordinator is alive."""
         ping(self.redis, self.settings)
@@ -286,8 +299,9 @@ class Client:
 
     @translated
     def nodes(self) -> list[NodeInfo]:
-        """Every expected node of the inventory (``settings.inventory``; by default the worker
-        registry), with its last heartbeat (see :meth:`NodeInfo.state` and :meth:`now`)."""
+        """Every expected node of the inventory (``settings.inventory``: the Kubernetes Nodes, the
+        worker registry or a file), with its last heartbeat (see :meth:`NodeInfo.state` and
+        :meth:`now`)."""
         return open_source(self.settings, self.redis).snapshot(broker_now(self.redis)).expected
 
     @translated

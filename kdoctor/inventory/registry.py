@@ -35,10 +35,10 @@ class RegistrySource:
     def cluster_dns(self, namespace: str, name: str) -> list[str] | None:
         return None
 
-    def config_map(self, namespace: str, name: str) -> dict[str, str] | None:
+    def config_map(self, namespace: str | None, name: str) -> dict[str, str] | None:
         return None
 
-    def secret(self, namespace: str, name: str) -> dict[str, bytes] | None:
+    def secret(self, namespace: str | None, name: str) -> dict[str, bytes] | None:
         return None
 
 

@@ -6,8 +6,8 @@ For machines without Kubernetes (and the lab). ``kdoctor coordinator --inventory
     nodes:
       - name: node-1
         labels: {zone: a}
-        ipv4: [10.213.0.11]
-        ipv6: ["fd6b:6c61:0::11"]
+        ipv4: [10.213.0.11]           # the node's own addresses: NodePorts are probed here, and
+        ipv6: ["fd6b:6c61:0::11"]     # so is its agent until its worker says where it listens
         agentPort: 5710
     services:
       port: 80                      # Service port of the agents (ClusterIP, LoadBalancer)
@@ -138,20 +138,23 @@ class StaticSource:
     def cluster_dns(self, namespace: str, name: str) -> list[str] | None:
         return None
 
-    def config_map(self, namespace: str, name: str) -> dict[str, str] | None:
+    def config_map(self, namespace: str | None, name: str) -> dict[str, str] | None:
         return None
 
-    def secret(self, namespace: str, name: str) -> dict[str, bytes] | None:
+    def secret(self, namespace: str | None, name: str) -> dict[str, bytes] | None:
         return None
 
 
 def merge(inventory: StaticInventory, workers: list[NodeInfo]) -> list[NodeInfo]:
     """The inventory's nodes, each replaced by its worker's entry when one registered.
 
-    A worker's entry wins for addresses and port (it knows where its agent listens); the
-    inventory's labels are added to the worker's. A node without a worker keeps a zero heartbeat,
-    so it is reported ``missing``. Workers the file does not list are kept too: they run, so they
-    are probed and reported rather than silently ignored.
+    A worker's entry wins for the agent's addresses and port (it knows where its agent listens:
+    in a pod, its pod IPs); the file's addresses stay the node's own, where NodePorts are probed
+    (a worker's pod IPs must not turn a correct file into NodePort probes of pod IPs). A file
+    node without addresses leaves both to the worker. The inventory's labels are added to the
+    worker's. A node without a worker keeps a zero heartbeat, so it is reported ``missing``.
+    Workers the file does not list are kept too: they run, so they are probed and reported
+    rather than silently ignored.
     """
     by_name = {w.name: w for w in workers}
     merged: list[NodeInfo] = []
@@ -160,5 +163,6 @@ def merge(inventory: StaticInventory, workers: list[NodeInfo]) -> list[NodeInfo]
         if worker is None:
             merged.append(node.info())
         else:
-            merged.append(worker.model_copy(update={"labels": {**node.labels, **worker.labels}}))
+            own = [*node.ipv4, *node.ipv6] or worker.node_ips
+            merged.append(worker.model_copy(update={"labels": {**node.labels, **worker.labels}, "node_ips": own}))
     return sorted([*merged, *by_name.values()], key=lambda n: n.name)

@@ -67,8 +67,11 @@ def require_root() -> None:
 
 
 def _lab_settings(state: LabState, settings: Settings) -> Settings:
-    """The settings of the lab's own processes: the caller's, on the lab's broker and inventory."""
-    return dataclasses.replace(settings, broker_url=state.broker_url, inventory=state.inventory)
+    """The settings of the lab's own processes: the caller's, on the lab's broker and inventory
+    (the lab's static file, unless the caller's inventory is a Kubernetes API, e.g. a fake one
+    serving the lab's addresses)."""
+    inventory = "kubernetes" if settings.inventory == "kubernetes" else state.inventory
+    return dataclasses.replace(settings, broker_url=state.broker_url, inventory=inventory)
 
 
 def _child_env(settings: Settings) -> dict[str, str]:
@@ -144,7 +147,7 @@ def _build(state: LabState, settings: Settings, timeout: float, say: Say) -> Lab
         state.pids[node.name] = processes.spawn(args, logs / f"{node.name}.log", child_env, ns=node.namespace)
         _save(state)
     state.pids["coordinator"] = processes.spawn(
-        kdoctor_command("coordinator", "--inventory", state.inventory), logs / "coordinator.log", child_env)
+        kdoctor_command("coordinator", "--inventory", settings.inventory), logs / "coordinator.log", child_env)
     _save(state)
     say(f"waiting for {config.nodes} workers and the coordinator")
     _wait_ready(state, timeout, settings)

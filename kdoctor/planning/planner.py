@@ -11,6 +11,7 @@ who                 what the plan says
 expected, live      probes (one assignment), unless the kind leaves it idle
 expected, idle      no assignment; ``passed`` with the reason (e.g. not a selected source)
 expected, not live  no assignment; ``missing`` with the inventory's reason
+skipped             not expected (e.g. cordoned without a worker); listed with the reason
 =================  ==========================================================================
 
 Instants are on the broker's clock. Every node starts at ``start_at``: ``now`` plus the start
@@ -85,7 +86,7 @@ def plan(spec: SpecModel, inventory: InventoryView, now: float, settings: Settin
         return RoundPlan(failed_state(spec, document, job, number, now, error, inventory))
     ctx = RoundContext(inventory, rotation)
     assignments = []
-    warnings: list[str] = []
+    warnings: list[str] = list(inventory.warnings)
     for index, node in enumerate(live):
         targets, node_warnings = kind.plan(spec, node, ctx)
         warnings += [w for w in node_warnings if w not in warnings]
@@ -100,7 +101,8 @@ def plan(spec: SpecModel, inventory: InventoryView, now: float, settings: Settin
     state = RoundState(
         round_id=rid, job=job, round=number, kind=spec.kind, name=spec.name, spec=document,
         expected=[n.name for n in inventory.expected], published=[a.node for a in assignments],
-        missing=missing, idle=idle, planned=now, start_at=start_at, deadline=deadline, warnings=warnings,
+        missing=missing, idle=idle, skipped=inventory.skipped, planned=now, start_at=start_at,
+        deadline=deadline, warnings=warnings,
         inventory=inventory.source, error=_nothing_selected(idle, len(live)),
         coverage=[[a.node, d] for a in assignments
                   for d in dict.fromkeys(t.destination for t in a.targets if t.destination)],

@@ -19,7 +19,7 @@ import importlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import cache
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from kdoctor.errors import SetupError
 
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from kdoctor.specs.plan import Assignment, PlannedTarget, RoundContext
     from kdoctor.specs.results import NodeResult
 
-__all__ = ["Kind", "NodeContext", "check", "get", "names", "request_budget"]
+__all__ = ["ApiObjects", "Kind", "NodeContext", "check", "get", "names", "request_budget"]
 
 S = TypeVar("S", bound="DocumentBase")
 
@@ -45,6 +45,21 @@ _ALIASES = {
 }
 
 
+class ApiObjects(Protocol):
+    """Reads the Kubernetes objects a spec names, from the node (an inventory source is one).
+
+    ``namespace`` ``None`` is kdoctor's own namespace. An answer of ``None`` means there is no API
+    to ask (the name is a local path on the node); a missing object raises ``LookupError``, an
+    API that cannot be asked a :class:`~kdoctor.errors.SetupError`.
+    """
+
+    def config_map(self, namespace: str | None, name: str) -> dict[str, str] | None:
+        """The ``data`` of a ConfigMap."""
+
+    def secret(self, namespace: str | None, name: str) -> dict[str, bytes] | None:
+        """The decoded ``data`` of a Secret."""
+
+
 @dataclass(frozen=True)
 class NodeContext:
     """What a probe needs to know of the node it runs on (the worker's settings, passed down)."""
@@ -54,6 +69,9 @@ class NodeContext:
     """The only directory under which the probe may write (DiskIO)."""
     resolv_conf: str
     """The resolver file whose nameservers a Netdns ``targetDns`` queries."""
+    objects: ApiObjects | None = None
+    """Where ConfigMaps and Secrets named by a spec are read (AppHttpHealthy's body and TLS);
+    ``None``: nowhere, the names are local paths."""
 
 
 def request_budget(spec: NetReach | AppHttpHealthy | Netdns) -> float:

@@ -4,16 +4,19 @@
 target             servers                                                             query type
 =================  ==================================================================  ==========
 ``targetUser``     ``server:port``                                                     queryType, else A
-``targetDns``      every ``nameserver`` of the node's resolv.conf (the worker's         queryType, else A
-                   ``resolv_conf`` setting), port 53 (853 for tcp-tls), once per        (IPv4) / AAAA (IPv6)
-                   testIPv4 / testIPv6
+``targetDns``      the cluster DNS Service's ClusterIPs (``kubernetes`` inventory:      queryType, else A
+                   ``serviceNamespace/serviceName``, default kube-system/kube-dns), or  (IPv4) / AAAA (IPv6)
+                   every ``nameserver`` of the node's resolv.conf (other inventories:
+                   the worker's ``resolv_conf`` setting), port 53 (853 for tcp-tls),
+                   per testIPv4 / testIPv6
 =================  ==================================================================  ==========
 
 Each target gets the full ``request.qps`` for ``request.durationInSecond``, open loop, through the
 shared pressure driver, over UDP (:mod:`dnsclient`), TCP or DNS over TLS (:mod:`dnsstream`). A
 query succeeds when its reply's RCODE is one of ``expect.replyCodes`` (NOERROR by default) and the
 answer check passes (``answerNonEmpty``, ``answers``). The resolv.conf nameservers are read on the
-node, since the coordinator cannot know them.
+node, since the coordinator cannot know them; the Service's ClusterIPs are the coordinator's
+(:attr:`~kdoctor.specs.plan.InventoryView.cluster_dns`).
 """
 
 from __future__ import annotations
@@ -62,7 +65,8 @@ def _target(protocol: str, server: str, port: int, qtype: str, family: Literal[4
 
 
 def plan(spec: Netdns, source: NodeInfo, ctx: RoundContext) -> tuple[list[PlannedTarget], list[str]]:
-    """The DNS targets of ``source``: the same for every node (targetDns is resolved on the node)."""
+    """The DNS targets of ``source``: the same for every node. ``targetDns`` is the cluster DNS
+    Service's ClusterIPs when the inventory knows them, else resolved on the node (resolv.conf)."""
     request, target = spec.spec.request, spec.spec.target
     warnings: list[str] = []
     if target.target_user is not None:
@@ -70,9 +74,13 @@ def plan(spec: Netdns, source: NodeInfo, ctx: RoundContext) -> tuple[list[Planne
         return [_target(request.protocol, user.server, user.port, request.query_type or "A")], warnings
     dns = target.target_dns
     assert dns is not None  # the spec demands one of the two
+    namespace, name = dns.service
+    cluster_ips = ctx.inventory.cluster_dns.get(f"{namespace}/{name}")
+    if cluster_ips is not None:
+        return _service_targets(spec, namespace, name, cluster_ips)
     if dns.service_name or dns.service_namespace:
-        warnings.append("targetDns.serviceName/serviceNamespace are accepted but not used: each node "
-                        "queries the nameservers of its resolv.conf")
+        warnings.append("targetDns.serviceName/serviceNamespace are not used by this inventory (only the "
+                        "kubernetes one reads Services): each node queries the nameservers of its resolv.conf")
     targets = []
     for family, wanted in ((4, dns.test_ipv4), (6, dns.test_ipv6)):
         if wanted:
@@ -80,6 +88,26 @@ def plan(spec: Netdns, source: NodeInfo, ctx: RoundContext) -> tuple[list[Planne
             targets.append(PlannedTarget(
                 name=f"{request.protocol}/{qtype}/{RESOLV_CONF}", kind="dns", url=RESOLV_CONF,
                 family=family, extra={"resolvConf": True, "queryType": qtype}))
+    return targets, warnings
+
+
+def _service_targets(spec: Netdns, namespace: str, name: str,
+                     cluster_ips: list[str]) -> tuple[list[PlannedTarget], list[str]]:
+    """The cluster DNS Service's ClusterIPs on port 53 (853 for tcp-tls), as kdoctor queries them:
+    IPv4 ones with A records when ``testIPv4``, IPv6 ones with AAAA when ``testIPv6``."""
+    request, dns = spec.spec.request, spec.spec.target.target_dns
+    assert dns is not None
+    port = 853 if request.protocol == "tcp-tls" else 53
+    targets, warnings = [], []
+    for family, wanted in ((4, dns.test_ipv4), (6, dns.test_ipv6)):
+        if not wanted:
+            continue
+        servers = [ip for ip in cluster_ips if _family(ip) == family]
+        if not servers:
+            warnings.append(f"targetDns: Service {namespace}/{name} has no IPv{family} ClusterIP: "
+                            f"testIPv{family} not probed")
+        qtype = request.query_type or ("A" if family == 4 else "AAAA")
+        targets += [_target(request.protocol, server, port, qtype) for server in servers]
     return targets, warnings
 
 

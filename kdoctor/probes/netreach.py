@@ -6,6 +6,7 @@ target kind       URL                                                           
 endpoint          ``http://<agent address>:<agent port>/`` of every peer          that node
 clusterIP         ``http://<ClusterIP>:<service port>/``                          (any agent)
 nodePort          ``http://<node address>:<nodePort>/`` on itself and every peer   that node
+                  (the node's own addresses, never its agent's pod IPs)
 loadBalancer      ``http://<LB address>:<service port>/``                         (any agent)
 ingress           the Ingress URL                                                 (any agent)
 ================  ==============================================================  ===========
@@ -29,7 +30,7 @@ from kdoctor.probes.measure import GeneratorMonitor, node_result
 from kdoctor.probes.pressure import Driver, Pace, run_all
 from kdoctor.specs.netreach import NetReach, NetReachTarget
 from kdoctor.specs.nodes import NodeInfo
-from kdoctor.specs.plan import Assignment, PlannedTarget, RoundContext
+from kdoctor.specs.plan import Assignment, PlannedTarget, RoundContext, Services
 from kdoctor.specs.results import NodeResult
 
 
@@ -83,15 +84,16 @@ def plan(spec: NetReach, source: NodeInfo, ctx: RoundContext) -> tuple[list[Plan
             warnings += [f"node {peer.name} advertises no IPv{f} address: endpoint/ipv{f} not probed"
                          for f in sorted(missing)]
     if target.cluster_ip:
-        _service_targets(targets, warnings, "clusterIP", services.cluster_ip, services.port, families)
+        _service_targets(targets, warnings, "clusterIP", services.cluster_ip, services, families)
     if target.load_balancer:
-        _service_targets(targets, warnings, "loadBalancer", services.load_balancer, services.port, families)
+        _service_targets(targets, warnings, "loadBalancer", services.load_balancer, services, families)
     if target.node_port:
         if services.node_port is None:
-            warnings.append("nodePort requested but the inventory knows no NodePort: not probed")
+            warnings.append(f"nodePort requested but {_why(services, 'nodePort', 'NodePort')}: not probed")
         else:
             for node in [source, *peers] if source.name in live else peers:
-                for address in node.addresses:
+                # The node's own addresses (Kubernetes: its InternalIPs), never its agent's pod IPs.
+                for address in node.node_port_addresses:
                     family = _family(address)
                     if family in families:
                         targets.append(PlannedTarget(
@@ -100,12 +102,13 @@ def plan(spec: NetReach, source: NodeInfo, ctx: RoundContext) -> tuple[list[Plan
     if target.ingress:
         urls = [u for u in services.ingress if _url_family(u) in families or _url_family(u) is None]
         if not urls:
-            warnings.append("ingress requested but the inventory knows no Ingress of the requested "
-                            "families: not probed")
+            why = services.unknown.get("ingress") or "the inventory knows no Ingress of the requested families"
+            warnings.append(f"ingress requested but {why}: not probed")
         for url in urls:
             url_family = _url_family(url)
             label = f"ipv{url_family}" if url_family else url
-            targets.append(PlannedTarget(name=f"ingress/{label}", kind="ingress", url=url, family=url_family))
+            targets.append(PlannedTarget(name=f"ingress/{label}", kind="ingress", url=url, family=url_family,
+                                         host_header=services.ingress_hosts.get(url)))
     if target.multus_interface:
         warnings.append("multusInterface is accepted for compatibility but Multus interfaces are not probed")
     return targets, warnings
@@ -120,18 +123,29 @@ def _url_family(url: str) -> Literal[4, 6] | None:
         return None
 
 
+def _why(services: Services, kind: str, what: str) -> str:
+    """Why ``kind`` has no address: the inventory's words (naming the object), else generic ones."""
+    return services.unknown.get(kind) or f"the inventory knows no {what}"
+
+
 def _service_targets(
     targets: list[PlannedTarget], warnings: list[str], kind: str, addresses: list[str],
-    port: int | None, families: set[int],
+    services: Services, families: set[int],
 ) -> None:
-    usable = [a for a in addresses if _family(a) in families]
+    # A host name (a cloud LoadBalancer's) is probed whatever the families: it names no family.
+    usable = [a for a in addresses if _url_family(_url(a, 1)) in (*families, None)]
+    port = services.port
     if not usable or port is None:
-        warnings.append(f"{kind} requested but the inventory knows no {kind} address: not probed")
+        why = _why(services, kind, f"{kind} address")
+        if addresses and port is not None:
+            why = f"the {kind} addresses ({', '.join(addresses)}) are not of the requested families"
+        warnings.append(f"{kind} requested but {why}: not probed")
         return
     for address in usable:
-        fam = _family(address)
+        fam = _url_family(_url(address, port))
         targets.append(PlannedTarget(
-            name=f"{kind}/ipv{fam}", kind=kind, url=_url(address, port), family=fam))
+            name=f"{kind}/ipv{fam}" if fam else f"{kind}/{address}", kind=kind, url=_url(address, port),
+            family=fam))
 
 
 async def run(assignment: Assignment, spec: NetReach, t0: float, monitor: GeneratorMonitor,

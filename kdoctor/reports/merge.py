@@ -115,6 +115,8 @@ def _judge(state: RoundState, digests: Mapping[str, NodeDigest], finished: datet
     elif not judged:
         reasons.append("no node is known: start a worker (`kdoctor worker --node NAME`) or give an inventory")
     warnings = list(dict.fromkeys([*state.warnings, *(w for d in judged.values() for w in d.warnings)]))
+    if state.skipped:
+        warnings.append(skipped_line(state.skipped))
     shell = Report(
         id=state.round_id,
         job=state.job,
@@ -128,10 +130,23 @@ def _judge(state: RoundState, digests: Mapping[str, NodeDigest], finished: datet
         deadline=datetime.fromtimestamp(state.deadline, UTC),
         spec=state.spec,
         nodes={},
+        skipped=state.skipped,
         summary=summarize(judged),
         matrix=matrix,
     )
     return shell, stand_ins, changed
+
+
+# A pool drained for maintenance can be many nodes: the line names the first few only (the
+# report's `skipped` has them all).
+SKIPPED_NAMED = 10
+
+
+def skipped_line(skipped: dict[str, str]) -> str:
+    """The report line for nodes left out on purpose: not inspected, not failed."""
+    named = [f"{node} ({why})" for node, why in sorted(skipped.items())[:SKIPPED_NAMED]]
+    more = f" and {len(skipped) - SKIPPED_NAMED} more" if len(skipped) > SKIPPED_NAMED else ""
+    return f"skipped, not inspected: {', '.join(named)}{more}"
 
 
 def summarize(nodes: Mapping[str, NodeDigest | NodeResult]) -> Summary:

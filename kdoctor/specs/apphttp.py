@@ -1,8 +1,9 @@
 """``AppHttpHealthy``: one URL at a fixed QPS from every node.
 
-kdoctor's fields, plus ours for running outside Kubernetes. In kdoctor the body comes from a
-ConfigMap and the TLS material from a Secret. Outside Kubernetes (this build) those references
-name local files on each node:
+kdoctor's fields, plus ours for running outside Kubernetes. As in kdoctor, with the
+``kubernetes`` inventory the body comes from a ConfigMap and the TLS material from a Secret (read
+by each node, :mod:`kdoctor.probes.apphttp`; checked at submit, :mod:`kdoctor.inventory.references`).
+With another inventory those references name local files on each node:
 
 ==============================  ==================================================================
 ``bodyConfigmapName``           a local file whose content is the request body
@@ -85,12 +86,13 @@ class AppHttpTarget(Model):
     body: str | None = Field(default=None, max_length=1024 * 1024, description="Ours: the request body, inline.")
     body_file: str | None = Field(default=None, description="Ours: read the request body from this file.")
     body_configmap_name: str | None = Field(
-        default=None, description="kdoctor's ConfigMap holding the body; outside Kubernetes a local file.")
-    body_configmap_namespace: str | None = None
+        default=None, description="kdoctor's ConfigMap holding the body (its data sent as a JSON object); "
+        "outside Kubernetes a local file.")
+    body_configmap_namespace: str | None = Field(default=None, description="Its namespace (default: kdoctor's).")
     tls_secret_name: str | None = Field(
-        default=None, description="kdoctor's TLS Secret; outside Kubernetes a local directory with "
-        "ca.crt, tls.crt and tls.key.")
-    tls_secret_namespace: str | None = None
+        default=None, description="kdoctor's TLS Secret (ca.crt, tls.crt, tls.key); outside Kubernetes a "
+        "local directory with those files.")
+    tls_secret_namespace: str | None = Field(default=None, description="Its namespace (default: kdoctor's).")
     tls_ca_file: str | None = Field(default=None, description="Ours: CA that verifies the server.")
     tls_cert_file: str | None = Field(default=None, description="Ours: client certificate (mTLS).")
     tls_key_file: str | None = Field(default=None, description="Ours: client key (mTLS).")

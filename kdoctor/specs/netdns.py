@@ -17,6 +17,8 @@ from pydantic import Field, field_validator, model_validator
 from kdoctor.specs.common import DocumentBase, Expect, Model, Request, SpecBase
 
 QUERY_TYPES = ("A", "AAAA", "CNAME", "MX", "NS", "PTR", "SOA", "SRV", "TXT", "CAA", "HTTPS", "SVCB", "ANY")
+DNS_NAMESPACE, DNS_SERVICE = "kube-system", "kube-dns"
+"""The cluster DNS Service ``targetDns`` queries when the spec names none (kdoctor's docs' names)."""
 RCODES = ("NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "YXDOMAIN", "YXRRSET",
           "NXRRSET", "NOTAUTH", "NOTZONE")
 
@@ -37,13 +39,20 @@ class TargetUser(Model):
 
 
 class TargetDns(Model):
-    """The cluster DNS: the node's resolv.conf nameservers (``KDOCTOR_RESOLV_CONF``), which in a
-    pod with the ClusterFirst DNS policy are the cluster DNS Service's addresses."""
+    """The cluster DNS: with the ``kubernetes`` inventory the ClusterIPs of the Service
+    ``serviceNamespace/serviceName`` (kdoctor's ``kube-system/kube-dns`` by default), as kdoctor
+    queries them; with another inventory the node's resolv.conf nameservers
+    (``KDOCTOR_RESOLV_CONF``), which in a pod with the ClusterFirst DNS policy are that Service's."""
 
-    service_name: str | None = Field(default=None, description="Accepted for compatibility; not used.")
-    service_namespace: str | None = Field(default=None, description="Accepted for compatibility; not used.")
-    test_ipv4: bool = Field(default=True, alias="testIPv4", description="Query A records of every nameserver.")
-    test_ipv6: bool = Field(default=False, alias="testIPv6", description="Query AAAA records of every nameserver.")
+    service_name: str | None = Field(default=None, description="The cluster DNS Service (default kube-dns).")
+    service_namespace: str | None = Field(default=None, description="Its namespace (default kube-system).")
+    test_ipv4: bool = Field(default=True, alias="testIPv4", description="Query A records (IPv4 servers).")
+    test_ipv6: bool = Field(default=False, alias="testIPv6", description="Query AAAA records (IPv6 servers).")
+
+    @property
+    def service(self) -> tuple[str, str]:
+        """``(namespace, name)`` of the cluster DNS Service."""
+        return self.service_namespace or DNS_NAMESPACE, self.service_name or DNS_SERVICE
 
 
 class NetdnsTarget(Model):

@@ -18,6 +18,9 @@ class NodeInfo(ResultModel):
     ipv4: list[str] = Field(default_factory=list)
     ipv6: list[str] = Field(default_factory=list)
     agent_port: int = 0
+    node_ips: list[str] = Field(
+        default_factory=list, description="The node's own addresses, where NodePorts listen (Kubernetes: the "
+        "Node's InternalIPs). Empty: the agent addresses (ipv4, ipv6) are the node's.")
     labels: dict[str, str] = Field(default_factory=dict)
     hostname: str = ""
     pid: int = 0
@@ -44,6 +47,11 @@ class NodeInfo(ResultModel):
     def addresses(self) -> list[str]:
         """Every advertised address, IPv4 first."""
         return [*self.ipv4, *self.ipv6]
+
+    @property
+    def node_port_addresses(self) -> list[str]:
+        """Where this node's NodePorts are probed: its own addresses, else its agent's."""
+        return self.node_ips or self.addresses
 
 
 # Above this (seconds) a node's clock is worth a warning in the report: kdoctor corrects for it

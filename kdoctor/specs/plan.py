@@ -22,6 +22,11 @@ class Services(ResultModel):
     node_port: int | None = None
     load_balancer: list[str] = Field(default_factory=list)
     ingress: list[str] = Field(default_factory=list, description="Ingress URLs, e.g. http://10.0.0.9/kdoctoragent")
+    ingress_hosts: dict[str, str] = Field(
+        default_factory=dict, description="Ingress URL → the Host header its rule routes on (rules with a host).")
+    unknown: dict[str, str] = Field(
+        default_factory=dict, description="Target kind (clusterIP, nodePort, loadBalancer, ingress) → why the "
+        "inventory has no address for it, naming the object (e.g. the Service has no LoadBalancer address).")
 
 
 class InventoryView(ResultModel):
@@ -34,6 +39,14 @@ class InventoryView(ResultModel):
         default_factory=dict, description="Expected nodes that are not live → why, in words an operator acts on.")
     services: Services = Field(default_factory=Services)
     source: str = "registry"
+    skipped: dict[str, str] = Field(
+        default_factory=dict, description="Nodes left out on purpose (cordoned, no worker) → why; not expected.")
+    cluster_dns: dict[str, list[str]] = Field(
+        default_factory=dict, description="'namespace/name' of a DNS Service a spec names → its ClusterIPs "
+        "(filled before planning, for the Services the spec names; absent: the node's resolv.conf is used).")
+    warnings: list[str] = Field(
+        default_factory=list, description="What the round's report should say about the inventory itself "
+        "(e.g. the Kubernetes API has not answered for a while).")
 
     def live_nodes(self) -> list[NodeInfo]:
         """Expected nodes that have a live worker, by name."""

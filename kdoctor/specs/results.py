@@ -246,6 +246,8 @@ class Report(ResultModel):
     deadline: datetime
     spec: dict[str, Any]
     nodes: dict[str, NodeResult]
+    skipped: dict[str, str] = Field(
+        default_factory=dict, description="Nodes left out on purpose, not failed (cordoned without a worker) → why.")
     summary: Summary = Field(default_factory=Summary)
     matrix: Matrix | None = Field(default=None, description="Source × destination matrix with suspects.")
     timing: RoundTiming | None = None

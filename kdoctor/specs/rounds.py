@@ -48,6 +48,8 @@ class RoundState(ResultModel):
     missing: dict[str, str] = Field(default_factory=dict, description="node → why it is missing")
     idle: dict[str, str] = Field(
         default_factory=dict, description="live node → why it was not asked to probe (not published to)")
+    skipped: dict[str, str] = Field(
+        default_factory=dict, description="node → why it was left out on purpose (cordoned, no worker)")
     planned: float = 0.0
     start_at: float = 0.0
     deadline: float = 0.0

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 import redis
 from celery import Celery
 
+from kdoctor.inventory import references
 from kdoctor.inventory.source import InventorySource, open_source
 from kdoctor.planning import planner
 from kdoctor.reports.merge import assemble_report
@@ -79,10 +80,13 @@ def plan_round(app: Celery, client: redis.Redis, settings: Settings, source: Inv
     spec = validate(job.spec)
     ttl = _retention(settings)
     started = time.perf_counter()
+    # The inventory (and the DNS Service a spec names: a GET of the API) is read before the plan
+    # lock is taken, so a slow API server holds up this round only, not every coordinator's.
+    inventory = references.resolve(source, spec, source.snapshot(broker_now(client)))
     with client.lock(keys.PLAN_LOCK, timeout=PLAN_LOCK_SECONDS, blocking_timeout=PLAN_LOCK_SECONDS * 3):
         rotation = rounds.next_rotation(client, spec.kind, spec.name, ttl)
         now = broker_now(client)  # every instant of a round is on the broker's clock (kdoctor.store.clock)
-        planned = planner.plan(spec, source.snapshot(now), now, settings, job=job_id, number=number,
+        planned = planner.plan(spec, inventory, now, settings, job=job_id, number=number,
                                rotation=rotation, busy=rounds.busy(client, now), per_node_seconds=pacing.per_node)
         rounds.open_round(client, planned.state, ttl)
     if not planned.assignments:
@@ -161,7 +165,7 @@ def register(app: Celery, clients: Callable[[], redis.Redis], settings: Settings
         # One inventory source per coordinator process, made on first use (a cache lives in it).
         with lock:
             if not opened:
-                opened.append(open_source(settings, clients()))
+                opened.append(open_source(settings, clients(), cache=True))
             return opened[0]
 
     def plan_or_fail(job_id: str, number: int) -> str:

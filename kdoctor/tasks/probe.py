@@ -11,10 +11,14 @@ from typing import Any
 import redis
 from celery import Celery
 
+from kdoctor.errors import KdoctorError
+from kdoctor.inventory import references
+from kdoctor.inventory.source import InventorySource, open_source
 from kdoctor.probes.isolation import run_isolated
-from kdoctor.probes.kinds import NodeContext
+from kdoctor.probes.kinds import ApiObjects, NodeContext
 from kdoctor.settings import Settings
 from kdoctor.specs.digest import digest_of
+from kdoctor.specs.loading import validate
 from kdoctor.specs.plan import Assignment
 from kdoctor.specs.results import NodeDigest, NodeResult
 from kdoctor.store import clock, rounds
@@ -25,7 +29,8 @@ log = logging.getLogger(__name__)
 RETRY_SECONDS = 0.5
 
 
-def execute(client: redis.Redis, settings: Settings, assignment: Assignment) -> NodeResult:
+def execute(client: redis.Redis, settings: Settings, assignment: Assignment,
+            source: InventorySource | None = None) -> NodeResult:
     """Run the assignment unless it is misrouted or its round is already over; store the result."""
     local = settings.node_name
     if local and assignment.node != local:
@@ -36,7 +41,9 @@ def execute(client: redis.Redis, settings: Settings, assignment: Assignment) -> 
     elif not rounds.is_open(client, assignment.round_id):
         return NodeResult(node=assignment.node, status="timeout", reason="round already reported")
     else:
-        node = NodeContext(name=assignment.node, data_dir=settings.data_dir, resolv_conf=settings.resolv_conf)
+        node = NodeContext(name=assignment.node, data_dir=settings.data_dir, resolv_conf=settings.resolv_conf,
+                           objects=_objects(source, assignment))
+        # The objects were read here, before the fork: the probe's process gets them in memory.
         result, digest = run_isolated(assignment, node, clock.offset(client))
     store_result(client, assignment, result, digest)
     return result
@@ -59,10 +66,30 @@ def store_result(client: redis.Redis, assignment: Assignment, result: NodeResult
             time.sleep(RETRY_SECONDS)
 
 
+def _objects(source: InventorySource | None, assignment: Assignment) -> ApiObjects | None:
+    """What the spec names, read now from ``source``: before the common start instant, so the
+    API's answer time never delays the pressure."""
+    if source is None:
+        return None
+    try:
+        spec = validate(assignment.spec)
+    except KdoctorError:
+        return source  # the probe reports the bad spec itself
+    return references.prefetch(source, spec)
+
+
 def register(app: Celery, clients: Callable[[], redis.Redis], settings: Settings) -> None:
     """Register ``kdoctor.probe`` on ``app``."""
+    opened: list[InventorySource] = []
+
+    def objects() -> InventorySource:
+        # Where the ConfigMaps and Secrets a spec names are read from this node: the inventory
+        # source (the kubernetes one reads them from the API), made once per pool process.
+        if not opened:
+            opened.append(open_source(settings, clients()))
+        return opened[0]
 
     @app.task(name=PROBE, ignore_result=True)  # type: ignore[untyped-decorator]
     def probe(assignment: dict[str, Any]) -> dict[str, str]:
-        result = execute(clients(), settings, Assignment.model_validate(assignment))
+        result = execute(clients(), settings, Assignment.model_validate(assignment), objects())
         return {"node": result.node, "status": result.status}

@@ -61,6 +61,8 @@ class WorkerOptions:
     addresses: list[str] = field(default_factory=list)
     labels: dict[str, str] = field(default_factory=dict)
     concurrency: int = 1
+    node_addresses: list[str] = field(default_factory=list)
+    """The node's own addresses (NodePorts); empty: the agent's are the node's."""
 
 
 class NodeHeartbeat:
@@ -127,7 +129,7 @@ def run_worker(settings: Settings, options: WorkerOptions) -> int:
     agent = AgentProcess(node, addresses, options.agent_port)
     port = agent.start()
     info = NodeInfo(
-        name=node, ipv4=ipv4, ipv6=ipv6, agent_port=port, labels=options.labels,
+        name=node, ipv4=ipv4, ipv6=ipv6, agent_port=port, labels=options.labels, node_ips=options.node_addresses,
         hostname=socket.gethostname(), pid=os.getpid(), version=__version__, started=broker_now(client),
     )
     vouch = NodeHeartbeat(client, settings, info, agent)

@@ -12,10 +12,11 @@ from kdoctor.local.ports import free_port
 
 
 class ThreadedServer:
-    """Serves ``protocol()`` on ``127.0.0.1:<free port>`` until :meth:`stop`."""
+    """Serves ``protocol()`` on ``<host>:<free port>`` (default 127.0.0.1) until :meth:`stop`."""
 
-    def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
-        self.port = free_port()
+    def __init__(self, ssl_context: ssl.SSLContext | None = None, host: str = "127.0.0.1") -> None:
+        self.host = host
+        self.port = free_port(host)
         self.ssl = ssl_context
         self.loop: asyncio.AbstractEventLoop | None = None
         self._ready = threading.Event()
@@ -28,7 +29,8 @@ class ThreadedServer:
     @property
     def url(self) -> str:
         scheme = "https" if self.ssl else "http"
-        return f"{scheme}://127.0.0.1:{self.port}/"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{scheme}://{host}:{self.port}/"
 
     def _main(self) -> None:
         asyncio.run(self._serve())
@@ -37,7 +39,7 @@ class ThreadedServer:
         self.loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         factory: Callable[[], asyncio.Protocol] = self.protocol
-        server = await self.loop.create_server(factory, "127.0.0.1", self.port, ssl=self.ssl)
+        server = await self.loop.create_server(factory, self.host, self.port, ssl=self.ssl)
         self._ready.set()
         await self._stop.wait()
         server.close()

@@ -43,12 +43,13 @@ def _leaf(root: Path, name: str, ca_key: Path, ca_cert: Path, ext: str) -> tuple
     return key, cert
 
 
-def make_pki(root: Path) -> Pki:
-    """Create the PKI under ``root``."""
+def make_pki(root: Path, server_ips: tuple[str, ...] = ()) -> Pki:
+    """Create the PKI under ``root``; the server certificate is also valid for ``server_ips``."""
     ca_key, ca_cert = _ca(root, "test-ca")
     _, other = _ca(root, "other-ca")
+    names = ",".join(["IP:127.0.0.1", "DNS:localhost", *(f"IP:{ip}" for ip in server_ips)])
     skey, scert = _leaf(root, "server", ca_key, ca_cert,
-                        "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n")
+                        f"subjectAltName={names}\nextendedKeyUsage=serverAuth\n")
     ckey, ccert = _leaf(root, "client", ca_key, ca_cert, "extendedKeyUsage=clientAuth\n")
     return Pki(ca=ca_cert, server_cert=scert, server_key=skey, client_cert=ccert, client_key=ckey,
                other_ca=other)

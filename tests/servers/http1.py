@@ -3,7 +3,8 @@
 * ``/status/NNN`` answers NNN; ``/sleep/MS`` answers after MS milliseconds; anything else 200.
 * :meth:`Http1Server.stall_at` makes the server answer nothing for a while: every response due
   in ``[start, start + seconds)`` is held until the stall ends (a GC pause, a stuck backend).
-* ``count`` is the server's own count of complete requests; ``requests`` keeps the last ones.
+* ``count`` is the server's own count of complete requests, ``body_bytes`` of their bodies' bytes;
+  ``requests`` keeps the last ones.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ class _Proto(asyncio.Protocol):
         req.method = self.parser.get_method().decode()
         server = self.server
         server.count += 1
+        server.body_bytes += len(req.body)
         server.requests.append(req)
         status, delay = 200, 0.0
         if req.path.startswith("/status/"):
@@ -84,9 +86,11 @@ class _Proto(asyncio.Protocol):
 class Http1Server(ThreadedServer):
     """See the module docstring."""
 
-    def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
-        super().__init__(ssl_context)
+    def __init__(self, ssl_context: ssl.SSLContext | None = None, host: str = "127.0.0.1") -> None:
+        super().__init__(ssl_context, host)
         self.count = 0
+        self.body_bytes = 0
+        """Request body bytes received, over every request (``requests`` keeps the last 100)."""
         self.requests: deque[Received] = deque(maxlen=100)
         self.stall_start = float("inf")
         self.stall_end = float("inf")

@@ -1,5 +1,7 @@
 """The Kubernetes manifests: every object validates against the official client's schema models
-(unknown or misspelled fields are errors), and `kubectl kustomize` renders the base."""
+(unknown or misspelled fields are errors), the worker gets what it needs from the downward API and
+can write its DiskIO hostPath, and `kubectl kustomize` renders the base and the all-paths overlay.
+What the RBAC grants is compared with what the code asks for in test_rbac.py."""
 
 from __future__ import annotations
 
@@ -12,7 +14,9 @@ import kubernetes.client
 import pytest
 import yaml
 
-BASE = Path(__file__).parent.parent.parent / "deploy" / "base"
+ROOT = Path(__file__).parent.parent.parent
+BASE = ROOT / "deploy" / "base"
+COMPONENTS = ROOT / "deploy" / "components"
 KIND_MODELS = {
     ("v1", "Namespace"): "V1Namespace",
     ("v1", "ServiceAccount"): "V1ServiceAccount",
@@ -21,6 +25,9 @@ KIND_MODELS = {
     ("apps/v1", "DaemonSet"): "V1DaemonSet",
     ("rbac.authorization.k8s.io/v1", "ClusterRole"): "V1ClusterRole",
     ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): "V1ClusterRoleBinding",
+    ("rbac.authorization.k8s.io/v1", "Role"): "V1Role",
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"): "V1RoleBinding",
+    ("networking.k8s.io/v1", "Ingress"): "V1Ingress",
 }
 
 
@@ -51,9 +58,10 @@ def _check(data: Any, type_name: str, path: str, problems: list[str]) -> None:
         _check(value, model.openapi_types[by_json[key]], f"{path}.{key}", problems)
 
 
-def _documents() -> list[tuple[str, dict[str, Any]]]:
+def _documents(*, components: bool = False) -> list[tuple[str, dict[str, Any]]]:
     docs = []
-    for path in sorted(BASE.glob("*.yaml")):
+    paths = sorted(BASE.glob("*.yaml")) + (sorted(COMPONENTS.glob("*/*.yaml")) if components else [])
+    for path in paths:
         if path.name == "kustomization.yaml":
             continue
         docs += [(path.name, d) for d in yaml.safe_load_all(path.read_text()) if d]
@@ -62,8 +70,8 @@ def _documents() -> list[tuple[str, dict[str, Any]]]:
 
 def test_every_manifest_matches_the_kubernetes_schema() -> None:
     problems: list[str] = []
-    docs = _documents()
-    assert {d["kind"] for _, d in docs} >= {"DaemonSet", "Deployment", "Service"}
+    docs = _documents(components=True)
+    assert {d["kind"] for _, d in docs} >= {"DaemonSet", "Deployment", "Service", "Ingress", "Role"}
     for name, doc in docs:
         model = KIND_MODELS.get((doc["apiVersion"], doc["kind"]))
         assert model, f"{name}: no schema for {doc['apiVersion']} {doc['kind']}"
@@ -87,11 +95,39 @@ def test_worker_is_pinned_to_its_node_and_the_kustomization_lists_everything() -
     assert env["KDOCTOR_NODE_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName"
 
 
+def test_the_worker_learns_its_addresses_from_the_downward_api_and_reads_the_api() -> None:
+    worker = next(d for _, d in _documents() if d["kind"] == "DaemonSet")
+    pod = worker["spec"]["template"]["spec"]
+    env = {e["name"]: e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") or e.get("value")
+           for e in pod["containers"][0]["env"]}
+    assert env["KDOCTOR_AGENT_ADDRESSES"] == "status.podIPs"   # the agent: its pod IPs, both families
+    assert env["KDOCTOR_NODE_ADDRESSES"] == "status.hostIPs"   # NodePort: the node's own addresses
+    assert env["KDOCTOR_INVENTORY"] == "kubernetes"            # ConfigMaps and Secrets from the API
+    assert pod["serviceAccountName"] == "kdoctor-worker" and pod.get("automountServiceAccountToken", True)
+    coordinator = next(d for _, d in _documents() if d["metadata"]["name"] == "kdoctor-coordinator"
+                       and d["kind"] == "Deployment")
+    assert {"name": "KDOCTOR_INVENTORY", "value": "kubernetes"} in coordinator["spec"]["template"]["spec"][
+        "containers"][0]["env"]
+
+
+def test_the_diskio_host_path_is_handed_to_the_workers_user() -> None:
+    worker = next(d for _, d in _documents() if d["kind"] == "DaemonSet")
+    pod = worker["spec"]["template"]["spec"]
+    user, group = pod["securityContext"]["runAsUser"], pod["securityContext"]["runAsGroup"]
+    assert f"--uid {user}" in (ROOT / "Dockerfile").read_text()  # the image's user
+    [init] = pod["initContainers"]
+    assert init["securityContext"]["capabilities"] == {"drop": ["ALL"], "add": ["CHOWN"]}
+    assert f"chown {user}:{group} /var/lib/kdoctor" in " ".join(init["command"])
+    data = next(v for v in pod["volumes"] if v["name"] == "data")
+    assert data["hostPath"]["path"] == "/var/lib/kdoctor"
+    assert {"name": "data", "mountPath": "/var/lib/kdoctor"} in init["volumeMounts"]
+
+
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed on this machine")
 def test_kustomize_renders_the_base() -> None:
     out = subprocess.run(["kubectl", "kustomize", str(BASE)], capture_output=True, text=True, check=True).stdout
     kinds = [d["kind"] for d in yaml.safe_load_all(out) if d]
-    assert kinds.count("Deployment") == 4 and "DaemonSet" in kinds
+    assert kinds.count("Deployment") == 4 and "DaemonSet" in kinds and "Ingress" not in kinds
 
 
 SENTINEL = BASE.parent / "overlays" / "sentinel"
@@ -123,3 +159,15 @@ def test_the_sentinel_overlay_matches_the_schema_and_patches_what_the_base_has()
     # Every role that talks to Redis is pointed at the sentinels.
     assert roles == sum(1 for d in base.values() for c in d.get("spec", {}).get("template", {}).get("spec", {})
                         .get("containers", []) if any(e["name"] == "KDOCTOR_BROKER_URL" for e in c.get("env", [])))
+
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed on this machine")
+def test_the_all_paths_overlay_adds_the_ingress_and_a_load_balancer() -> None:
+    overlay = ROOT / "deploy" / "overlays" / "all-paths"
+    out = subprocess.run(["kubectl", "kustomize", str(overlay)], capture_output=True, text=True, check=True).stdout
+    docs = {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(out) if d}
+    assert docs[("Service", "kdoctor-agent")]["spec"]["type"] == "LoadBalancer"
+    ingress = docs[("Ingress", "kdoctor-agent")]
+    assert ingress["metadata"]["namespace"] == "kdoctor"
+    assert ingress["spec"]["rules"][0]["http"]["paths"][0]["path"] == "/kdoctoragent"

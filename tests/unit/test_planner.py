@@ -158,3 +158,87 @@ def test_a_round_that_cannot_be_planned_ends_at_once_with_the_reason() -> None:
     assert state.start_at == state.deadline == NOW
     gone = failed(None, "x", 1, NOW, "job x is unknown")
     assert (gone.kind, gone.spec) == ("?", {})
+
+
+def test_skipped_nodes_and_inventory_warnings_reach_the_round_and_its_report() -> None:
+    from datetime import UTC, datetime
+
+    from kdoctor.reports.merge import build_report
+
+    view = inventory(["node-1", "node-2"]).model_copy(update={
+        "skipped": {"node-9": "cordoned (spec.unschedulable) and no worker runs on it"},
+        "warnings": ["the inventory may be stale: the watch of pods in kdoctor has failed for 40 s"]})
+    planned = plan(netreach(), view, NOW, SETTINGS, job="j", number=1)
+    assert planned.state.skipped == view.skipped
+    assert "node-9" not in planned.state.expected and "node-9" not in planned.state.missing
+    assert planned.state.warnings[0].startswith("the inventory may be stale")
+    report = build_report(planned.state, {}, datetime.fromtimestamp(NOW, UTC))
+    assert report.skipped == view.skipped and "node-9" not in report.nodes
+    assert "skipped, not inspected: node-9 (cordoned (spec.unschedulable) and no worker runs on it)" in report.warnings
+
+
+def _all_paths(**target: Any) -> SpecModel:
+    return netreach(target={"endpoint": True, "clusterIP": True, "nodePort": True, "loadBalancer": True,
+                            "ingress": True, "ipv4": True, "ipv6": True, **target})
+
+
+def test_node_port_is_probed_on_the_nodes_own_addresses_not_the_agents() -> None:
+    nodes = [NodeInfo(name=f"node-{i}", ipv4=[f"10.244.{i}.5"], ipv6=[f"fd00:244:{i}::5"], agent_port=5710,
+                      node_ips=[f"172.18.0.{i}", f"fc00::{i}"], last_heartbeat=NOW) for i in (1, 2)]
+    view = InventoryView(expected=nodes, live=["node-1", "node-2"], services=Services(port=80, node_port=31234))
+    planned = plan(_all_paths(), view, NOW, SETTINGS, job="j", number=1)
+    urls = {t.name: t.url for t in planned.assignments[0].targets}
+    assert urls["nodePort/ipv4/node-1"] == "http://172.18.0.1:31234/"
+    assert urls["nodePort/ipv6/node-2"] == "http://[fc00::2]:31234/"
+    assert urls["endpoint/ipv4/node-2"] == "http://10.244.2.5:5710/"  # the agent: its pod IP
+
+
+def test_paths_without_addresses_are_warnings_naming_the_object() -> None:
+    unknown = {"loadBalancer": "the agent Service kdoctor/kdoctor-agent is of type NodePort, not LoadBalancer",
+               "ingress": "the agent Ingress kdoctor/kdoctor-agent does not exist"}
+    view = inventory(["node-1", "node-2"]).model_copy(update={"services": Services(
+        port=80, cluster_ip=["fd00:96::7"], node_port=31234, unknown=unknown)})
+    planned = plan(_all_paths(ipv6=False), view, NOW, SETTINGS, job="j", number=1)
+    assert planned.state.warnings == [
+        "clusterIP requested but the clusterIP addresses (fd00:96::7) are not of the requested families: "
+        "not probed",
+        "loadBalancer requested but the agent Service kdoctor/kdoctor-agent is of type NodePort, not "
+        "LoadBalancer: not probed",
+        "ingress requested but the agent Ingress kdoctor/kdoctor-agent does not exist: not probed",
+    ]
+
+
+def test_load_balancer_host_names_and_ingress_hosts_are_probed_as_given() -> None:
+    url = "http://172.18.0.240/kdoctoragent"
+    view = inventory(["node-1", "node-2"]).model_copy(update={"services": Services(
+        port=80, cluster_ip=["10.96.0.7", "fd00:96::7"], load_balancer=["a1b2.elb.example.com"],
+        ingress=[url], ingress_hosts={url: "kdoctor.example.com"})})
+    planned = plan(_all_paths(ipv6=False), view, NOW, SETTINGS, job="j", number=1)
+    targets = {t.name: t for t in planned.assignments[0].targets}
+    assert targets["loadBalancer/a1b2.elb.example.com"].url == "http://a1b2.elb.example.com:80/"
+    assert targets["loadBalancer/a1b2.elb.example.com"].family is None
+    assert targets["ingress/ipv4"].host_header == "kdoctor.example.com"
+    assert "clusterIP/ipv6" not in targets and targets["clusterIP/ipv4"].url == "http://10.96.0.7:80/"
+
+
+def _netdns(target_dns: dict[str, Any], **request: Any) -> SpecModel:
+    return validate({"apiVersion": "kdoctor.io/v1beta1", "kind": "Netdns", "metadata": {"name": "d"},
+                     "spec": {"request": request, "target": {"targetDns": target_dns}}})
+
+
+@pytest.mark.parametrize(("target_dns", "request_", "cluster_dns", "planned_urls", "warning"), [
+    ({"testIPv4": True, "testIPv6": True}, {}, {"kube-system/kube-dns": ["10.96.0.10", "fd00:96::a"]},
+     [("udp://10.96.0.10:53", "A"), ("udp://[fd00:96::a]:53", "AAAA")], ""),
+    ({"serviceName": "coredns", "serviceNamespace": "dns", "testIPv6": True, "testIPv4": False},
+     {"protocol": "tcp-tls"}, {"dns/coredns": ["fd00:96::35"]}, [("tls://[fd00:96::35]:853", "AAAA")], ""),
+    ({"testIPv6": True}, {}, {"kube-system/kube-dns": ["10.96.0.10"]}, [("udp://10.96.0.10:53", "A")],
+     "Service kube-system/kube-dns has no IPv6 ClusterIP: testIPv6 not probed"),
+    ({}, {}, {}, [("resolv.conf", "A")], ""),  # no Service known (registry, static): resolv.conf on the node
+])
+def test_target_dns_is_the_cluster_dns_services_cluster_ips(
+        target_dns: dict[str, Any], request_: dict[str, Any], cluster_dns: dict[str, list[str]],
+        planned_urls: list[tuple[str, str]], warning: str) -> None:
+    view = inventory(["node-1"]).model_copy(update={"cluster_dns": cluster_dns})
+    planned = plan(_netdns(target_dns, **request_), view, NOW, SETTINGS, job="j", number=1)
+    assert [(t.url, t.extra["queryType"]) for t in planned.assignments[0].targets] == planned_urls
+    assert [w for w in planned.state.warnings if "ClusterIP" in w] == ([f"targetDns: {warning}"] if warning else [])

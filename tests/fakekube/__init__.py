@@ -1,0 +1,1 @@
+"""A fake Kubernetes API server that speaks the real wire protocol (see :mod:`.server`)."""
