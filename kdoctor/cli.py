@@ -153,12 +153,18 @@ def coordinator(ctx: click.Context, concurrency: int, inventory: str | None) -> 
 
 @cli.command()
 @click.argument("spec", type=click.Path(dir_okay=False))
-def validate(spec: str) -> None:
-    """Check a spec file; print what is wrong with it (exit 2) or a summary (exit 0)."""
-    from kdoctor.specs import load_spec
+@_inventory_option
+@click.pass_context
+def validate(ctx: click.Context, spec: str, inventory: str | None) -> None:
+    """Check a spec file; print what is wrong with it (exit 2) or a summary (exit 0), and the
+    kdoctor fields it sets that are accepted but not acted on."""
+    from kdoctor.inventory.source import kind_of
+    from kdoctor.specs import compat, load_spec
 
     model = load_spec(spec)
     click.echo(f"{spec}: valid {model.kind} {model.name!r}")
+    for note in compat.ignored(model, kind_of(_with_inventory(ctx, inventory))):
+        err_console().print(f"warning: {note}", highlight=False)
 
 
 @cli.command()
@@ -261,24 +267,56 @@ def reports(ctx: click.Context, limit: int, job: str | None, kind: str | None, n
         out_console().print(render.reports_table(found))
 
 
-@cli.command()
+@cli.group(invoke_without_command=True)
 @click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @_inventory_option
 @click.pass_context
 def nodes(ctx: click.Context, output: str, inventory: str | None) -> None:
-    """List the nodes in the registry (and inventory) and whether their workers are live."""
+    """List the inventory's nodes and whether their workers are live (`nodes forget NODE`: remove
+    one from the registry)."""
     from kdoctor.api import Client
     from kdoctor.reports import render
 
     settings = _with_inventory(ctx, inventory)
+    ctx.obj = settings  # what `nodes forget` (a subcommand) reads
+    if ctx.invoked_subcommand is not None:
+        return
     with Client(settings=settings) as client:
-        found = client.nodes()
+        view = client.inventory()
         now = client.now()  # heartbeats are stamped on the broker's clock
+    found = sorted([*view.expected, *view.skipped_nodes], key=lambda n: n.name)
+    timeout = settings.node_timeout_seconds
     if output == "json":
-        click.echo(json.dumps([{**n.to_json(), "state": render.node_state(n, now, settings.node_timeout_seconds)}
+        click.echo(json.dumps([{**n.to_json(), "state": render.node_state(n, now, timeout, view.skipped),
+                                **({"skipped": view.skipped[n.name]} if n.name in view.skipped else {})}
                                for n in found], indent=2))
+    elif not found:
+        err_console().print(f"no node is known to the {view.source} inventory: start a worker "
+                            "(`kdoctor worker --node NAME`) or give an inventory (--inventory)", highlight=False)
     else:
-        out_console().print(render.nodes_table(found, now, settings.node_timeout_seconds))
+        out_console().print(render.nodes_table(found, now, timeout, view.skipped))
+
+
+@nodes.command(name="forget")
+@click.argument("names", nargs=-1, required=True, metavar="NODE...")
+@click.pass_context
+def nodes_forget(ctx: click.Context, names: tuple[str, ...]) -> None:
+    """Remove stopped or silent NODEs from the worker registry: rounds stop expecting them.
+
+    For a node taken out of service outside Kubernetes (in Kubernetes, delete or cordon the Node).
+    A node whose worker is running is refused: it would register again at its next heartbeat.
+    """
+    from kdoctor.api import Client
+    from kdoctor.inventory.source import kind_of
+
+    settings = _settings(ctx)
+    with Client(settings=settings) as client:
+        for name in names:
+            client.forget_node(name)
+            click.echo(f"forgot {name}")
+    if kind_of(settings) == "static":
+        err_console().print(f"note: a node the inventory file {settings.inventory} lists is still expected "
+                            "(reported missing) until it is removed from the file", highlight=False)
 
 
 @cli.command()
@@ -315,9 +353,15 @@ def schedule() -> None:
 def schedule_add(ctx: click.Context, spec: str, inventory: str | None) -> None:
     """Install SPEC's schedule; prints the job id (reports are <job>-r<round>)."""
     from kdoctor.api import Client
+    from kdoctor.specs import load_spec
 
+    model = load_spec(spec)
+    if model.spec.schedule.round_number == 0:
+        err_console().print(f"{spec}: spec.schedule.roundNumber is 0: no round runs (kdoctor marks such a task "
+                            "finished at once); nothing was installed", highlight=False)
+        return
     with Client(settings=_with_inventory(ctx, inventory)) as client:
-        job = client.schedule(spec, source="cli")
+        job = client.schedule(model, source="cli")
     click.echo(job)
 
 
@@ -334,6 +378,9 @@ def schedule_list(ctx: click.Context, output: str) -> None:
         found = client.schedules()
     if output == "json":
         click.echo(json.dumps([s.to_json() for s in found], indent=2))
+        return
+    if not found:
+        err_console().print("no schedule is installed (`kdoctor schedule add SPEC` installs one)", highlight=False)
         return
     table = Table(header_style="bold")
     for col in ("job", "kind", "name", "schedule", "rounds", "fired", "next (UTC)"):

@@ -6,6 +6,7 @@
     ├── SpecError            bad input: names every wrong field and what is allowed
     ├── SetupError           kdoctor cannot work here: no broker, no coordinator, no node
     │   └── BrokerUnavailable    Redis cannot be reached
+    ├── NodeNotFound         no node of that name in the registry
     ├── ReportNotFound       no report with that id (never written, or past retention)
     │   └── ReportUnreadable     the stored report cannot be read (corrupt, or not a report)
     ├── WaitTimeout          a job produced no report within the caller's timeout
@@ -23,6 +24,7 @@ __all__ = [
     "BrokerUnavailable",
     "FieldProblem",
     "KdoctorError",
+    "NodeNotFound",
     "ProbeError",
     "ReportNotFound",
     "ReportUnreadable",
@@ -68,6 +70,10 @@ class SetupError(KdoctorError):
 
 class BrokerUnavailable(SetupError):
     """The Redis broker cannot be reached."""
+
+
+class NodeNotFound(KdoctorError, LookupError):
+    """No node of that name is registered."""
 
 
 class ReportNotFound(KdoctorError, LookupError):

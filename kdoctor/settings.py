@@ -109,6 +109,16 @@ class Settings:
         "cluster stops being reported `missing` after a day).",
         "s",
     )
+    stopped_nodes_expected: bool = _field(
+        "KDOCTOR_STOPPED_NODES_EXPECTED",
+        False,
+        "With the `registry` inventory: whether a node whose worker stopped cleanly (SIGTERM, the "
+        "end of `kdoctor worker`) is still expected. No (the default): it is left out of rounds as "
+        "`skipped` (named in the report, not failing it) until its worker is back or it is "
+        "forgotten (`kdoctor nodes forget`), since a clean stop is someone's decision. Yes: it is "
+        "reported `missing` and fails every round until then. A static or Kubernetes inventory "
+        "decides by itself which nodes are expected.",
+    )
     round_grace_seconds: float = _field(
         "KDOCTOR_ROUND_GRACE_SECONDS",
         10.0,
@@ -264,7 +274,14 @@ class Settings:
         }
 
 
+_BOOLS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+
+
 def _convert(env: str, raw: str, kind: type) -> Any:
+    if kind is bool:  # before int: bool is an int
+        if raw.strip().lower() not in _BOOLS:
+            raise ValueError(f"{env}={raw!r} is not a boolean: use true or false")
+        return _BOOLS[raw.strip().lower()]
     try:
         if kind is int:
             return int(raw)

@@ -4,6 +4,7 @@ from kdoctor.api.client import Client, Job, Progress
 from kdoctor.errors import (
     BrokerUnavailable,
     KdoctorError,
+    NodeNotFound,
     ReportNotFound,
     SetupError,
     SpecError,
@@ -16,6 +17,7 @@ __all__ = [
     "Client",
     "Job",
     "KdoctorError",
+    "NodeNotFound",
     "Progress",
     "Report",
     "ReportHead",

@@ -25,13 +25,14 @@ import redis
 from celery import Celery
 
 from kdoctor.api.boundary import translated
-from kdoctor.errors import BrokerUnavailable, SetupError, WaitTimeout
+from kdoctor.errors import BrokerUnavailable, NodeNotFound, SetupError, WaitTimeout
 from kdoctor.inventory import references
-from kdoctor.inventory.source import open_source
+from kdoctor.inventory.source import kind_of, open_source
 from kdoctor.probes import kinds
 from kdoctor.settings import Settings
 from kdoctor.specs.loading import SpecModel, load_spec, spec_json
 from kdoctor.specs.nodes import NodeInfo
+from kdoctor.specs.plan import InventoryView
 from kdoctor.specs.results import Report, ReportHead
 from kdoctor.specs.rounds import Job as JobRecord
 from kdoctor.specs.rounds import new_job_id, round_id
@@ -236,10 +237,14 @@ class Client:
         """Validate ``spec`` and install its ``spec.schedule`` (rounds fired by ``kdoctor beat``).
 
         Returns the job id; every round's report is ``<job>-r<n>``. Raises like :meth:`submit`.
+        A ``roundNumber`` of 0 installs nothing (kdoctor marks such a task finished at once): the
+        id returned then names no round.
         """
         from kdoctor.tasks import schedules
 
         model = load_spec(spec)
+        if model.spec.schedule.round_number == 0:
+            return new_job_id(model.name)
         kinds.check(model.kind)
         self.check_references(model)
         self.check_ready()
@@ -298,11 +303,41 @@ class Client:
         return reports.latest(self.redis, limit=limit, job=job, kind=kind, name=name, unreadable=unreadable)
 
     @translated
+    def inventory(self) -> InventoryView:
+        """The inventory as the next round would see it (``settings.inventory``: the Kubernetes
+        Nodes, the worker registry or a file): the expected nodes, which are live, why the others
+        are missing, and the nodes it leaves out on purpose (``skipped``: cordoned, stopped)."""
+        return open_source(self.settings, self.redis).snapshot(broker_now(self.redis))
+
+    @translated
     def nodes(self) -> list[NodeInfo]:
-        """Every expected node of the inventory (``settings.inventory``: the Kubernetes Nodes, the
-        worker registry or a file), with its last heartbeat (see :meth:`NodeInfo.state` and
-        :meth:`now`)."""
-        return open_source(self.settings, self.redis).snapshot(broker_now(self.redis)).expected
+        """Every node of the inventory, expected or skipped, by name, with its last heartbeat (see
+        :meth:`NodeInfo.state` and :meth:`now`; :meth:`inventory` says which are skipped)."""
+        view = self.inventory()
+        return sorted([*view.expected, *view.skipped_nodes], key=lambda n: n.name)
+
+    @translated
+    def forget_node(self, name: str) -> None:
+        """Remove ``name`` from the worker registry: rounds stop expecting it (a node taken out of
+        service). Only a node whose worker is not running can be forgotten, since a running one
+        registers again at its next heartbeat; a worker started later registers it anew.
+
+        Raises:
+            NodeNotFound: no node of that name is registered.
+            SetupError: its worker is running, or the inventory is the Kubernetes API (which
+                decides by itself: delete or cordon the Node).
+        """
+        if kind_of(self.settings) == "kubernetes":
+            raise SetupError(f"the kubernetes inventory expects every Node of the API: delete the Node "
+                             f"(`kubectl delete node {name}`) or cordon it to leave it out of rounds")
+        now = broker_now(self.redis)
+        entry = next((n for n in registry.nodes(self.redis) if n.name == name), None)
+        if entry is None:
+            raise NodeNotFound(f"no node named {name!r} is registered (`kdoctor nodes` lists them)")
+        if entry.stopped is None and now - entry.last_heartbeat <= self.settings.node_timeout_seconds:
+            raise SetupError(f"{name}'s worker is running (last heartbeat {now - entry.last_heartbeat:.0f} s ago): "
+                             "stop it first, or it registers again at its next heartbeat")
+        registry.forget(self.redis, name)
 
     @translated
     def now(self) -> float:

@@ -32,6 +32,7 @@ from typing import Any
 
 from kdoctor.probes import kinds
 from kdoctor.settings import Settings
+from kdoctor.specs import compat
 from kdoctor.specs.loading import SpecModel, spec_json
 from kdoctor.specs.nodes import NodeInfo
 from kdoctor.specs.plan import Assignment, InventoryView, RoundContext
@@ -86,7 +87,7 @@ def plan(spec: SpecModel, inventory: InventoryView, now: float, settings: Settin
         return RoundPlan(failed_state(spec, document, job, number, now, error, inventory))
     ctx = RoundContext(inventory, rotation)
     assignments = []
-    warnings: list[str] = list(inventory.warnings)
+    warnings: list[str] = [*inventory.warnings, *compat.ignored(spec, inventory.source)]
     for index, node in enumerate(live):
         targets, node_warnings = kind.plan(spec, node, ctx)
         warnings += [w for w in node_warnings if w not in warnings]

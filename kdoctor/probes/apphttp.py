@@ -150,6 +150,11 @@ def ssl_context(target: AppHttpTarget, objects: ApiObjects | None = None) -> ssl
     secret = _secret(target, objects)
     if secret is not None:
         return _secret_context(target, secret)
+    if target.tls_secret_name and not os.path.isdir(target.tls_secret_name):
+        # Without an API the Secret is a local directory: a missing one is this node's error, not
+        # a silent "no CA" (which would fail every request with `tls` and say nothing).
+        raise SetupError(f"spec.target.tlsSecretName: directory {target.tls_secret_name!r} does not exist on this "
+                         "node (outside Kubernetes it names a local directory holding ca.crt, tls.crt, tls.key)")
     ca, cert, key = target.tls_paths()
     files = TlsFiles(ca_file=ca, cert_file=cert, key_file=key,
                      insecure_skip_verify=target.tls_insecure_skip_verify)
@@ -158,6 +163,32 @@ def ssl_context(target: AppHttpTarget, objects: ApiObjects | None = None) -> ssl
     except (OSError, ssl.SSLError) as exc:
         named = ", ".join(f"{n}={p}" for n, p in (("ca", ca), ("cert", cert), ("key", key)) if p)
         raise SetupError(f"spec.target TLS files ({named}) could not be loaded: {exc}") from None
+
+
+def unverified_hint(target: AppHttpTarget, objects: ApiObjects | None = None) -> str | None:
+    """What to set when an https server is verified against the system CAs only (kdoctor skips
+    verification there), for the reason of a target that failed with ``tls``; ``None`` when the
+    spec gives a CA or skips verification."""
+    if not target.host.startswith("https://") or target.tls_insecure_skip_verify or target.tls_ca_file:
+        return None
+    if target.tls_secret_name:
+        secret = _secret(target, objects) if objects is not None else None
+        has_ca = bool(secret.get("ca.crt")) if secret is not None else target.tls_paths()[0] is not None
+        if has_ca:
+            return None
+    return ("no CA was given, so the server was verified against the system CAs (kdoctor skips "
+            "verification): give the server's CA (tlsCaFile, or ca.crt in tlsSecretName) or set "
+            "tlsInsecureSkipVerify: true")
+
+
+def _explain_tls(result: NodeResult, hint: str | None) -> NodeResult:
+    """``result`` with ``hint`` added to the reason of every target that failed with ``tls``."""
+    if hint is None or not any(t.errors.get("tls") for t in result.targets):
+        return result
+    targets = [t.model_copy(update={"reason": f"{t.reason}; {hint}" if t.reason else hint})
+               if t.errors.get("tls") else t for t in result.targets]
+    reason = f"{result.reason}; {hint}" if result.reason else hint
+    return result.model_copy(update={"targets": targets, "reason": reason})
 
 
 def client(spec: AppHttpHealthy, objects: ApiObjects | None = None) -> Http1Pool | Http2Pool:
@@ -188,8 +219,9 @@ async def run(assignment: Assignment, spec: AppHttpHealthy, t0: float, monitor: 
         paces.append(pace)
         drivers.append(driver)
     all_stats = await run_all(drivers, t0)
-    return node_result(assignment.node, list(zip(assignment.targets, all_stats, paces, strict=True)),
-                       spec.spec.expect, monitor)
+    result = node_result(assignment.node, list(zip(assignment.targets, all_stats, paces, strict=True)),
+                         spec.spec.expect, monitor)
+    return _explain_tls(result, unverified_hint(spec.spec.target, node.objects))
 
 
 KIND: Kind[AppHttpHealthy] = Kind("AppHttpHealthy", plan, run, request_budget)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import socket
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
@@ -33,7 +34,7 @@ from kdoctor.probes.dnswire import QuerySet, rcode_value
 from kdoctor.probes.http1 import classify_error
 from kdoctor.probes.judge import judge_target, node_verdict
 from kdoctor.probes.kinds import Kind, NodeContext, request_budget
-from kdoctor.probes.measure import GeneratorMonitor, target_result
+from kdoctor.probes.measure import GeneratorMonitor, saturation_notes, target_result
 from kdoctor.probes.pressure import Driver, DriverStats, Pace
 from kdoctor.specs.netdns import Netdns
 from kdoctor.specs.nodes import NodeInfo
@@ -64,14 +65,35 @@ def _target(protocol: str, server: str, port: int, qtype: str, family: Literal[4
     )
 
 
+def idle(spec: Netdns, node: NodeInfo) -> str | None:
+    """Why ``node`` sends no query this round (``sourceAgentNodeSelector``), else ``None``."""
+    selector = spec.spec.source_agent_node_selector
+    if selector is None or selector.empty or selector.matches(node):
+        return None
+    return "not selected by spec.sourceAgentNodeSelector: sent no query this round"
+
+
+def _qtype(spec: Netdns, family: int) -> str:
+    """The record type: ``queryType``, else kdoctor's choice by the server's family."""
+    return spec.spec.request.query_type or ("AAAA" if family == 6 else "A")
+
+
 def plan(spec: Netdns, source: NodeInfo, ctx: RoundContext) -> tuple[list[PlannedTarget], list[str]]:
     """The DNS targets of ``source``: the same for every node. ``targetDns`` is the cluster DNS
-    Service's ClusterIPs when the inventory knows them, else resolved on the node (resolv.conf)."""
+    Service's ClusterIPs when the inventory knows them, else resolved on the node (resolv.conf);
+    a ``targetUser`` host name is resolved on the node too, as kdoctor dials it."""
     request, target = spec.spec.request, spec.spec.target
     warnings: list[str] = []
     if target.target_user is not None:
         user = target.target_user
-        return [_target(request.protocol, user.server, user.port, request.query_type or "A")], warnings
+        if user.is_hostname:
+            # The record type follows the address the name resolves to on each node, unless set.
+            shown = f"{request.query_type}/" if request.query_type else ""
+            return [PlannedTarget(
+                name=f"{request.protocol}/{shown}{user.server}:{user.port}", kind="dns",
+                url=_url(request.protocol, user.server, user.port),
+                extra={"hostname": user.server, "port": user.port})], warnings
+        return [_target(request.protocol, user.server, user.port, _qtype(spec, _family(user.server)))], warnings
     dns = target.target_dns
     assert dns is not None  # the spec demands one of the two
     namespace, name = dns.service
@@ -84,7 +106,7 @@ def plan(spec: Netdns, source: NodeInfo, ctx: RoundContext) -> tuple[list[Planne
     targets = []
     for family, wanted in ((4, dns.test_ipv4), (6, dns.test_ipv6)):
         if wanted:
-            qtype = request.query_type or ("A" if family == 4 else "AAAA")
+            qtype = _qtype(spec, family)
             targets.append(PlannedTarget(
                 name=f"{request.protocol}/{qtype}/{RESOLV_CONF}", kind="dns", url=RESOLV_CONF,
                 family=family, extra={"resolvConf": True, "queryType": qtype}))
@@ -106,7 +128,7 @@ def _service_targets(spec: Netdns, namespace: str, name: str,
         if not servers:
             warnings.append(f"targetDns: Service {namespace}/{name} has no IPv{family} ClusterIP: "
                             f"testIPv{family} not probed")
-        qtype = request.query_type or ("A" if family == 4 else "AAAA")
+        qtype = _qtype(spec, family)
         targets += [_target(request.protocol, server, port, qtype) for server in servers]
     return targets, warnings
 
@@ -125,14 +147,35 @@ def read_nameservers(path: str) -> list[str]:
     return servers
 
 
-def _resolve(planned: Sequence[PlannedTarget], protocol: str,
-             path: str) -> tuple[list[PlannedTarget], list[TargetResult]]:
+def resolve_server(name: str, port: int) -> str:
+    """The address a server's host name resolves to on this node (the first the resolver gives,
+    as a dialer tries first); :class:`OSError` when it does not resolve."""
+    found = socket.getaddrinfo(name, port, type=socket.SOCK_DGRAM)
+    return str(found[0][4][0])
+
+
+def _resolve(planned: Sequence[PlannedTarget], protocol: str, path: str,
+             query_type: str | None = None) -> tuple[list[PlannedTarget], list[TargetResult]]:
     """Replace resolv.conf placeholders by one target per nameserver of the resolver file
-    ``path``; failures become results."""
+    ``path``, and a server's host name by the address it resolves to here; failures become
+    results."""
     concrete: list[PlannedTarget] = []
     failed: list[TargetResult] = []
     port = 853 if protocol == "tcp-tls" else 53
     for item in planned:
+        if (name := item.extra.get("hostname")) is not None:
+            try:
+                address = resolve_server(str(name), int(item.extra["port"]))
+            except OSError as exc:
+                failed.append(_failed(item, f"spec.target.targetUser.server: {name!r} does not resolve on this "
+                                            f"node: {getattr(exc, 'strerror', None) or exc}"))
+                continue
+            family = _family(address)
+            resolved = _target(protocol, address, int(item.extra["port"]),
+                               query_type or ("AAAA" if family == 6 else "A"))
+            concrete.append(resolved.model_copy(update={"name": item.name, "url": item.url,
+                                                        "extra": {**resolved.extra, "hostname": name}}))
+            continue
         if not item.extra.get("resolvConf"):
             concrete.append(item)
             continue
@@ -205,7 +248,7 @@ async def run(assignment: Assignment, spec: Netdns, t0: float, monitor: Generato
               node: NodeContext) -> NodeResult:
     """Query every target at once, starting at ``t0`` (a ``perf_counter`` instant)."""
     request = spec.spec.request
-    planned, results = _resolve(assignment.targets, request.protocol, node.resolv_conf)
+    planned, results = _resolve(assignment.targets, request.protocol, node.resolv_conf, request.query_type)
     drivers: list[tuple[PlannedTarget, Pace, UdpClient | StreamClient, Driver]] = []
     try:
         for index, item in enumerate(planned):
@@ -225,7 +268,7 @@ async def run(assignment: Assignment, spec: Netdns, t0: float, monitor: Generato
             await client.aclose()
     unsent = 0
     for (item, pace, client, _), stats in zip(drivers, all_stats, strict=True):
-        monitor.add_lag(stats)
+        monitor.add_lag(stats, pace, item.name)
         unsent += stats.unsent
         figures = _figures(item, spec, client, stats)
         result = target_result(item, stats, pace).model_copy(update={"dns": figures})
@@ -234,8 +277,9 @@ async def run(assignment: Assignment, spec: Netdns, t0: float, monitor: Generato
             reason += _why(result, figures, spec.spec.expect.reply_codes)
         results.append(result.model_copy(update={"verdict": verdict, "reason": reason}))
     status, why = node_verdict(results)
+    generator = monitor.finish(unsent)
     return NodeResult(node=assignment.node, status=status, reason=why, targets=results,
-                      generator=monitor.finish(unsent))
+                      generator=generator, warnings=saturation_notes(assignment.node, generator))
 
 
-KIND: Kind[Netdns] = Kind("Netdns", plan, run, request_budget)
+KIND: Kind[Netdns] = Kind("Netdns", plan, run, request_budget, idle=idle)

@@ -108,8 +108,9 @@ def _judge(state: RoundState, digests: Mapping[str, NodeDigest], finished: datet
               if name in changed else d for name, d in judged.items()}
     # Blame first: "node-3 is broken" is what the reader needs before each node's own complaint.
     reasons = [describe(s) for s in (matrix.suspects if matrix else [])]
+    # A suspect's own line would repeat its suspect line word for word: it is said once.
     reasons += [f"{name}: {d.status}: {d.reason}" if d.reason else f"{name}: {d.status}"
-                for name, d in judged.items() if d.status != "passed"]
+                for name, d in judged.items() if d.status != "passed" and d.reason not in reasons]
     if state.error:
         reasons.insert(0, f"the round could not be planned: {state.error}")
     elif not judged:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from rich.console import Console, Group
 from rich.table import Table
@@ -143,24 +143,31 @@ def reports_table(reports: Iterable[ReportHead]) -> Table:
     return table
 
 
-def node_state(node: NodeInfo, now: float, timeout: float) -> str:
-    """``live``, ``unhealthy``, ``stale``, ``stopped``, or ``missing`` for an inventory node no worker
-    ever served."""
+def node_state(node: NodeInfo, now: float, timeout: float, skipped: Mapping[str, str] | None = None) -> str:
+    """``live``, ``unhealthy``, ``stale``, ``stopped``, ``skipped`` (the inventory leaves it out on
+    purpose: ``skipped`` maps it to why), or ``missing`` for an inventory node no worker ever
+    served."""
+    if skipped and node.name in skipped:
+        return "skipped"
     if node.last_heartbeat == 0 and node.stopped is None:
         return "missing"
     return node.state(now, timeout)
 
 
-def nodes_table(nodes: Iterable[NodeInfo], now: float, timeout: float) -> Table:
+def nodes_table(nodes: Iterable[NodeInfo], now: float, timeout: float,
+                skipped: Mapping[str, str] | None = None) -> Table:
     """One line per registered (or inventory) node with its liveness and how far its clock is
-    from the broker's (red beyond what the report warns about)."""
+    from the broker's (red beyond what the report warns about); ``skipped``: the nodes the
+    inventory leaves out, with why."""
     table = Table(header_style="bold")
     for col in ("node", "state", "addresses", "agent port", "last heartbeat", "clock", "labels"):
         table.add_column(col)
     for node in nodes:
-        state = node_state(node, now, timeout)
-        style = {"live": "green", "unhealthy": "red", "stale": "red", "stopped": "yellow", "missing": "yellow"}[state]
-        shown = Text(f"{state}: {node.unhealthy}" if state == "unhealthy" else state, style=style)
+        state = node_state(node, now, timeout, skipped)
+        style = {"live": "green", "unhealthy": "red", "stale": "red", "stopped": "yellow", "missing": "yellow",
+                 "skipped": "dim"}[state]
+        why = {"unhealthy": node.unhealthy, "skipped": (skipped or {}).get(node.name)}.get(state)
+        shown = Text(f"{state}: {why}" if why else state, style=style)
         # clockOffset is broker minus node: a positive offset is a node clock running behind.
         skewed = abs(node.clock_offset) > SKEW_WARNING_SECONDS
         clock = Text(f"{-node.clock_offset:+.3f} s" if node.last_heartbeat else "-", style="red" if skewed else "")

@@ -79,7 +79,8 @@ class Schedule(Model):
         "expression (UTC), or ours for short tests: 'Ms Ns' in seconds, e.g. '0s 10s'.",
     )
     round_number: int = Field(
-        default=1, ge=-1, description="Number of rounds; -1 runs forever. 0 is not allowed."
+        default=1, ge=-1, description="Number of rounds; -1 runs forever; 0 runs none (`schedule add` installs "
+        "nothing, as kdoctor marks such a task finished at once)."
     )
     round_timeout_minute: int | None = Field(
         default=None,
@@ -92,13 +93,6 @@ class Schedule(Model):
     @classmethod
     def _valid_schedule(cls, value: str) -> str:
         schedule_mod.parse(value)  # raises ValueError with the allowed forms
-        return value
-
-    @field_validator("round_number")
-    @classmethod
-    def _not_zero(cls, value: int) -> int:
-        if value == 0:
-            raise ValueError("must be -1 (forever) or a positive number of rounds, not 0")
         return value
 
     @model_validator(mode="after")
@@ -153,6 +147,12 @@ class Request(Model):
         "Default: enough for qps × timeout, at most 1,000.",
     )
 
+    @classmethod
+    def webhook_default(cls) -> Request:
+        """What kdoctor's webhook fills in when a NetReach or AppHttpHealthy has no ``request``
+        (its ``netHttpDefaultRequest*`` settings): 10 QPS for 2 s, 500 ms per request."""
+        return cls(qps=10, duration_in_second=2, per_request_timeout_in_ms=500)
+
     @property
     def timeout_seconds(self) -> float:
         """The per-request timeout in seconds."""
@@ -183,6 +183,15 @@ class Expect(Model):
     p99_access_delay_in_ms: float | None = Field(
         default=None, gt=0, description="Ours: maximum 99th percentile latency per target (ms)."
     )
+
+
+class NetExpect(Expect):
+    """kdoctor's shared success block as NetReach and Netdns take it: ``statusCode`` is allowed by
+    kdoctor's CRD for every kind and used by AppHttpHealthy only."""
+
+    status_code: int | None = Field(
+        default=None, ge=100, le=599, description="Accepted and ignored, as kdoctor does (the report warns): "
+        "a NetReach target succeeds on a 2xx answer, a Netdns query on its reply codes.")
 
 
 class SpecBase(Model):

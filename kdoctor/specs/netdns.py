@@ -10,11 +10,13 @@ answer check.
 from __future__ import annotations
 
 import ipaddress
-from typing import Any, Literal
+import re
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from kdoctor.specs.common import DocumentBase, Expect, Model, Request, SpecBase
+from kdoctor.specs.common import DocumentBase, Model, NetExpect, Request, SpecBase
+from kdoctor.specs.selector import LabelSelector
 
 QUERY_TYPES = ("A", "AAAA", "CNAME", "MX", "NS", "PTR", "SOA", "SRV", "TXT", "CAA", "HTTPS", "SVCB", "ANY")
 DNS_NAMESPACE, DNS_SERVICE = "kube-system", "kube-dns"
@@ -23,19 +25,38 @@ RCODES = ("NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "YX
           "NXRRSET", "NOTAUTH", "NOTZONE")
 
 
+_HOST_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+
+
 class TargetUser(Model):
     """An explicit DNS server."""
 
-    server: str = Field(description="The server's IPv4 or IPv6 address.")
+    server: str = Field(description="The server's IPv4 or IPv6 address, or a host name each node resolves "
+                        "(as kdoctor dials it) when the round starts.")
     port: int = Field(default=53, ge=1, le=65535)
 
     @field_validator("server")
     @classmethod
     def _address(cls, value: str) -> str:
+        text = value.strip().strip("[]")
         try:
-            return str(ipaddress.ip_address(value.strip().strip("[]")))
+            return str(ipaddress.ip_address(text))
         except ValueError:
-            raise ValueError(f"must be an IPv4 or IPv6 address such as 10.96.0.10 or fd00::10; got {value!r}") from None
+            pass
+        name = text.rstrip(".").lower()
+        if name and len(name) <= 253 and all(_HOST_LABEL.match(label) for label in name.split(".")):
+            return name
+        raise ValueError("must be an IPv4 or IPv6 address such as 10.96.0.10 or fd00::10, or a host name "
+                         f"such as dns.example.com; got {value[:80]!r}")
+
+    @property
+    def is_hostname(self) -> bool:
+        """Whether ``server`` is a name to resolve rather than an address."""
+        try:
+            ipaddress.ip_address(self.server)
+        except ValueError:
+            return True
+        return False
 
 
 class TargetDns(Model):
@@ -90,8 +111,9 @@ class NetdnsRequest(Request):
         default_factory=list, description="Ours: several names, queried in turn. Set: replaces `domain`."
     )
     query_type: str | None = Field(
-        default=None, description=f"Ours: the record type to query ({', '.join(QUERY_TYPES)}). Unset: "
-        "A (AAAA for targetDns's testIPv6)."
+        default=None, description=f"Ours: the record type to query ({', '.join(QUERY_TYPES)}). Unset: as "
+        "kdoctor, A for an IPv4 server and AAAA for an IPv6 one (targetDns's testIPv6, a targetUser server "
+        "of IPv6)."
     )
     connections: int = Field(
         default=1, ge=1, le=64,
@@ -122,7 +144,7 @@ class NetdnsRequest(Request):
         return self.domains or [self.domain]
 
 
-class NetdnsExpect(Expect):
+class NetdnsExpect(NetExpect):
     """Netdns's success conditions: kdoctor's, plus the reply check (ours)."""
 
     reply_codes: list[str] = Field(
@@ -167,7 +189,9 @@ class NetdnsSpec(SpecBase):
     request: NetdnsRequest = Field(default_factory=NetdnsRequest)
     target: NetdnsTarget = Field(default_factory=lambda: NetdnsTarget(target_dns=TargetDns()))
     expect: NetdnsExpect = Field(default_factory=NetdnsExpect)
-    source_agent_node_selector: dict[str, Any] | None = None
+    source_agent_node_selector: LabelSelector | None = Field(
+        default=None, description="kdoctor's: only the nodes whose labels match send queries (a Kubernetes "
+        "label selector: matchLabels, matchExpressions). Unset: every node.")
 
 
 class Netdns(DocumentBase):

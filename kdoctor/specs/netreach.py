@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from kdoctor.specs.common import DocumentBase, Expect, Model, Request, SpecBase
+from kdoctor.specs.common import DocumentBase, Model, NetExpect, Request, SpecBase
 from kdoctor.specs.mesh import Mesh
 from kdoctor.specs.selector import NodeSelector
 
@@ -39,9 +39,10 @@ class NetReachTarget(Model):
 class NetReachSpec(SpecBase):
     """``spec`` of a NetReach."""
 
-    request: Request = Field(default_factory=lambda: Request(qps=10, duration_in_second=2))
+    request: Request = Field(default_factory=lambda: Request.webhook_default(), description="Absent: kdoctor's "
+                             "webhook default, 10 QPS for 2 s with a 500 ms timeout.")
     target: NetReachTarget = Field(default_factory=NetReachTarget)
-    expect: Expect = Field(default_factory=Expect)
+    expect: NetExpect = Field(default_factory=NetExpect)
     mesh: Mesh = Field(default_factory=Mesh, description="Ours: full mesh or rotating ring of peers.")
 
 

@@ -41,6 +41,8 @@ class InventoryView(ResultModel):
     source: str = "registry"
     skipped: dict[str, str] = Field(
         default_factory=dict, description="Nodes left out on purpose (cordoned, no worker) → why; not expected.")
+    skipped_nodes: list[NodeInfo] = Field(
+        default_factory=list, description="What is known of the skipped nodes (registry entry, Node), for listings.")
     cluster_dns: dict[str, list[str]] = Field(
         default_factory=dict, description="'namespace/name' of a DNS Service a spec names → its ClusterIPs "
         "(filled before planning, for the Services the spec names; absent: the node's resolv.conf is used).")

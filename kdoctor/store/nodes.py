@@ -31,7 +31,9 @@ def register_many(client: redis.Redis, infos: list[NodeInfo]) -> None:
 
 
 def goodbye(client: redis.Redis, info: NodeInfo) -> None:
-    """Mark a node stopped: it stays expected (reported ``missing``) but is never published to."""
+    """Mark a node stopped: it is never published to; the inventory decides whether it is still
+    expected (:class:`~kdoctor.inventory.registry.RegistrySource`: skipped unless
+    ``stopped_nodes_expected``)."""
     stopped = info.model_copy(update={"stopped": broker_now(client)})
     client.hset(keys.NODES, info.name, json.dumps(stopped.to_json()))
 

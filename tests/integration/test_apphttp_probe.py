@@ -7,7 +7,10 @@ latency assertion is that a one-second stall shows up in the p99.
 
 from __future__ import annotations
 
+import os
 import ssl
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -250,3 +253,44 @@ def test_http2_reported_count_equals_nginx_count() -> None:
     assert target.successes == 400 and target.status_codes == {"200": 400}
     assert target.unsent == 0 and target.errors == {}
     assert target.bytes == 400 * 601  # DATA payload only
+
+
+# -- saturation: what the generator could not do, not what the server or a connection cost --------
+
+def test_low_qps_over_a_slow_tls_handshake_is_not_saturation(pki: Pki) -> None:
+    # A 150 ms handshake: with one connection, the request due at 100 ms waits ~50 ms for it.
+    # That lag is shorter than the 100 ms between requests: the generator kept up (issue 15).
+    ctx = server_tls(pki)
+    ctx.sni_callback = lambda *_: time.sleep(0.15)
+    with Http1Server(ctx) as server:
+        for concurrency in (1, None):
+            result = probe(spec(server.url, qps=10, duration=2,
+                                concurrency=concurrency, tlsCaFile=str(pki.ca)))
+            target = only(result)
+            assert target.successes == target.requests == 20, target
+            assert result.generator is not None and not result.generator.saturated, result.generator
+            assert result.warnings == []
+            # The handshake is in the first request's latency, where it belongs.
+            assert target.latency_ms.max is not None and target.latency_ms.max >= 150
+
+
+def test_a_starved_generator_is_saturated(nginx: Nginx) -> None:
+    # A real-time CPU hog on the probe's own core: 30 ms of every 50 ms the event loop cannot run,
+    # so requests due every 2 ms leave up to 30 ms late: the generator fell behind its schedule.
+    cpu = min(os.sched_getaffinity(0))
+    before = os.sched_getaffinity(0)
+    hog = subprocess.Popen(["chrt", "-f", "10", "taskset", "-c", str(cpu), sys.executable, "-c",
+                            "import time\nend = time.time() + 20\nwhile time.time() < end:\n"
+                            "    t = time.perf_counter() + 0.03\n    while time.perf_counter() < t: pass\n"
+                            "    time.sleep(0.02)\n"])
+    try:
+        os.sched_setaffinity(0, {cpu})
+        time.sleep(0.2)  # the hog is running
+        result = probe(spec(nginx.url, qps=500, duration=2, timeout_ms=2000))
+    finally:
+        os.sched_setaffinity(0, before)
+        hog.kill()
+        hog.wait()
+    assert result.generator is not None and result.generator.saturated, result.generator
+    assert "p99 send lag" in result.generator.reason and "due every 2 ms" in result.generator.reason
+    assert [w for w in result.warnings if w.startswith("local: load generator saturated (")]

@@ -144,22 +144,6 @@ def test_killed_worker_times_out_by_the_deadline(make_cluster: Callable[..., Loc
         ("destination", "node-3")]
 
 
-def test_stopped_worker_is_missing_and_nothing_is_queued_for_it(
-        make_cluster: Callable[..., LocalCluster], client: Client, broker_url: str) -> None:
-    cluster = make_cluster(3)
-    cluster.stop("node-3")
-    report = client.submit(netreach(duration=1)).wait(timeout=60)
-    assert report.nodes["node-3"].status == "missing", report.nodes["node-3"]
-    assert "worker stopped" in report.nodes["node-3"].reason
-    assert report.verdict == "failed"
-    for name in ("node-1", "node-2"):
-        assert report.nodes[name].status == "passed"
-        assert {t.destination for t in report.nodes[name].targets} == {"node-1", "node-2"} - {name}
-    r = redis.Redis.from_url(broker_url)
-    assert r.llen("kdoctor.node.node-3") == 0
-    assert not any(b"node-3" in v for v in r.hvals("unacked"))
-
-
 @pytest.mark.parametrize(
     ("body", "field"),
     [

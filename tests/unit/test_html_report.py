@@ -47,8 +47,9 @@ def test_netreach_page_has_matrix_suspects_and_escapes_cluster_text() -> None:
     names = ["a", "b", "c"]
     nodes = {s: NodeResult(node=s, status="passed", targets=[_target(d, d != "c") for d in names if d != s])
              for s in names}
-    nodes["a"] = nodes["a"].model_copy(update={"status": "failed", "reason": "<script>alert(1)</script>"})
-    page = to_html(build_report(_state(names), nodes))
+    # Text from the cluster (here a warning; node names, reasons and URLs alike) is escaped.
+    state = _state(names).model_copy(update={"warnings": ["<script>alert(1)</script>"]})
+    page = to_html(build_report(state, nodes))
     parsed = _parse(page)
     assert page.startswith("<!doctype html>") and "script" not in parsed.tags
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page

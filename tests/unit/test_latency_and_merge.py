@@ -116,11 +116,14 @@ def test_a_node_left_out_as_source_passes_with_the_reason_and_suspects_lead() ->
     results = {"a": NodeResult(node="a", status="failed", targets=[to("b", True), to("c", False)]),
                "b": NodeResult(node="b", status="failed", targets=[to("a", True), to("c", False)])}
     report = build_report(state, results)
-    assert report.nodes["c"].status == "passed" and report.nodes["c"].reason == "not selected by X"
+    # c probed no one, but every pair to it is bad: the blame makes it the failed node, and the
+    # sources whose only failures are towards it pass (issue 15).
+    assert report.nodes["c"].status == "failed" and report.nodes["c"].reason.startswith("suspect destination c")
+    assert [report.nodes[n].status for n in ("a", "b")] == ["passed", "passed"]
     assert report.verdict == "failed"
     assert report.matrix is not None and report.matrix.nodes == ["a", "b", "c"]
     assert report.reasons[0].startswith("suspect destination c: 2/2 pairs to it bad")
-    assert report.reasons[1:] == ["a: failed", "b: failed"]
+    assert report.reasons[1:] == []  # c's own line would repeat its suspect line
 
 
 def test_all_passed_is_passed_and_empty_is_failed() -> None:
@@ -131,17 +134,31 @@ def test_all_passed_is_passed_and_empty_is_failed() -> None:
     assert empty.verdict == "failed" and "no node is known" in empty.reasons[0]
 
 
-def test_a_saturated_generator_is_a_warning_that_names_the_node() -> None:
+@pytest.mark.parametrize(("qps", "lag", "saturated"), [
+    (10, 0.050, False),   # 50 ms late, but each request left long before the next was due (100 ms)
+    (10, 0.0005, False),
+    (10, 0.150, True),    # later than the next request was due: requests piled up
+    (200, 0.050, True),   # ten intervals behind
+    (200, 0.004, False),  # within an interval of 5 ms
+    (2000, 0.004, False),  # eight intervals, but under the 10 ms floor: timer jitter, not saturation
+])
+def test_saturation_is_send_lag_relative_to_the_interval(qps: int, lag: float, saturated: bool) -> None:
     from kdoctor.probes.measure import GeneratorMonitor, node_result
+    from kdoctor.probes.pressure import DriverStats, Pace
+    from kdoctor.specs.plan import PlannedTarget
 
-    calm, busy = GeneratorMonitor(), GeneratorMonitor()
-    for monitor, lag in ((calm, 0.0005), (busy, 0.050)):
-        monitor.start()
-        for _ in range(100):
-            monitor.lag.record(lag)
+    monitor = GeneratorMonitor()
+    monitor.start()
+    stats = DriverStats(sent=100, successes=100)
+    for _ in range(100):
+        stats.lag.record(lag)
     time.sleep(0.1)  # an idle pressure window: only the send lag can mark a generator saturated
-    assert node_result("n1", [], Expect(), calm).warnings == []
-    result = node_result("n1", [], Expect(), busy)
-    assert result.generator is not None and result.generator.saturated
+    planned = PlannedTarget(name="endpoint-n2-v4", kind="endpoint", url="http://n2/")
+    result = node_result("n1", [(planned, stats, Pace(qps=qps, duration=1, timeout=1))], Expect(), monitor)
+    assert result.generator is not None and result.generator.saturated is saturated
+    if not saturated:
+        assert result.warnings == []
+        return
     (warning,) = result.warnings
-    assert warning.startswith("n1: load generator saturated (p99 send lag 50.0 ms)")
+    assert warning.startswith(f"n1: load generator saturated (p99 send lag {lag * 1000:.1f} ms on endpoint-n2-v4, "
+                              f"whose requests are due every {1000 / qps:.3g} ms)")

@@ -27,11 +27,12 @@ def test_bad_netdns_fields_are_named_with_the_fix() -> None:
     with pytest.raises(SpecError) as caught:
         load_spec(netdns_doc({
             "request": {"queryType": "AAAAA", "protocol": "doh"},
-            "target": {"targetUser": {"server": "dns.example"}},
+            "target": {"targetUser": {"server": "dns example"}},
             "expect": {"replyCodes": ["NOERR"]},
         }))
     text = str(caught.value)
-    for fragment in ("queryType", "AAAA", "protocol", "server", "IPv4 or IPv6 address", "replyCodes", "NXDOMAIN"):
+    for fragment in ("queryType", "AAAA", "protocol", "server", "IPv4 or IPv6 address", "or a host name",
+                     "replyCodes", "NXDOMAIN"):
         assert fragment in text, fragment
     with pytest.raises(SpecError, match="targetUser or targetDns, not both"):
         load_spec(netdns_doc({"target": {"targetUser": {"server": "10.0.0.1"}, "targetDns": {}}}))

@@ -10,6 +10,7 @@ import pytest
 from kdoctor.errors import SpecError
 from kdoctor.specs import AppHttpHealthy, DiskIO, Netdns, NetReach, load_spec, load_text, spec_json
 from kdoctor.specs import schedule as sched
+from kdoctor.specs.common import Request
 
 DATA = Path(__file__).parent.parent / "data"
 
@@ -96,8 +97,12 @@ def test_kdoctor_docs_apphttp_and_netdns_load_unchanged() -> None:
 def test_defaults_fix_kdoctor_flaws() -> None:
     spec = load_text("apiVersion: kdoctor.io/v1beta1\nkind: NetReach\nmetadata: {name: x}\n")
     assert isinstance(spec, NetReach)
-    # kdoctor's CRD default is 5 ms; ours must let a cross-node request finish.
-    assert spec.spec.request.per_request_timeout_in_ms == 1000
+    # No request: kdoctor's webhook fills 10 QPS for 2 s, 500 ms per request; so do we.
+    assert spec.spec.request == Request(qps=10, duration_in_second=2, per_request_timeout_in_ms=500)
+    # A request without a timeout: kdoctor's CRD default is 5 ms; ours lets a cross-node request finish.
+    partial = load_text("apiVersion: kdoctor.io/v1beta1\nkind: NetReach\nmetadata: {name: x}\n"
+                        "spec: {request: {qps: 3}}\n")
+    assert partial.spec.request.per_request_timeout_in_ms == 1000 and partial.spec.request.duration_in_second == 2
     # kdoctor's "0 1" + 60 default contradicts its own validator; ours follows the interval.
     one_minute = load_text(
         "apiVersion: kdoctor.io/v1beta1\nkind: NetReach\nmetadata: {name: x}\n"
@@ -157,7 +162,7 @@ def test_wrong_api_version_and_name() -> None:
 @pytest.mark.parametrize(
     ("text", "path"),
     [
-        ("spec: {schedule: {roundNumber: 0}}", "spec.schedule.roundNumber"),
+        ("spec: {schedule: {roundNumber: -2}}", "spec.schedule.roundNumber"),
         ("spec: {schedule: {schedule: '0 1', roundTimeoutMinute: 5}}", "spec.schedule"),
         ("spec: {expect: {successRate: 1.5}}", "spec.expect.successRate"),
         ("spec: {request: {perRequestTimeoutInMS: 0}}", "spec.request.perRequestTimeoutInMS"),

@@ -57,13 +57,15 @@ def inventory_view(nodes: Iterable[NodeRecord], pods: Iterable[PodRecord], servi
     live: list[str] = []
     missing: dict[str, str] = {}
     skipped: dict[str, str] = {}
+    left_out: list[NodeInfo] = []
     for node in sorted(nodes, key=lambda n: n.name):
         worker = worker_of.get(node.name)
         beating = worker is not None and worker.state(now, timeout) == "live"
+        pod = agent_pod(pods_of.get(node.name, []))
         if node.unschedulable and not beating:
             skipped[node.name] = CORDONED
+            left_out.append(_node_info(node, pod, worker))
             continue
-        pod = agent_pod(pods_of.get(node.name, []))
         expected.append(_node_info(node, pod, worker))
         if beating:
             live.append(node.name)
@@ -73,7 +75,7 @@ def inventory_view(nodes: Iterable[NodeRecord], pods: Iterable[PodRecord], servi
         else:
             missing[node.name] = missing_reason(node, pod, worker, now, timeout, agents)
     return InventoryView(expected=expected, live=live, missing=missing, services=services, source=source,
-                         skipped=skipped, warnings=warnings or [])
+                         skipped=skipped, skipped_nodes=left_out, warnings=warnings or [])
 
 
 def _url(scheme: str, host: str, path: str) -> str:
