@@ -52,10 +52,13 @@ def build_report(state: RoundState, results: Mapping[str, NodeResult], finished:
 
 
 def assemble_report(state: RoundState, digests: Mapping[str, NodeDigest], raw_results: Mapping[str, str],
-                    finished: datetime | None = None, *, unconsumed: Collection[str] = ()) -> tuple[Report, str]:
+                    finished: datetime | None = None, *, unconsumed: Collection[str] = (),
+                    judged: dict[str, NodeDigest] | None = None) -> tuple[Report, str]:
     """The report's shell (``nodes`` empty) and the whole report as JSON, from the nodes' digests
-    and their results as JSON text (spliced in unparsed, so they must be what the nodes wrote)."""
-    shell, stand_ins = _judge(state, digests, finished, unconsumed)
+    and their results as JSON text (spliced in unparsed, so they must be what the nodes wrote).
+    ``judged``, when given, receives the digest every node was judged by (stand-ins included): the
+    node statuses the report carries, for :mod:`kdoctor.signals`."""
+    shell, stand_ins = _judge(state, digests, finished, unconsumed, judged)
     parts = []
     for name in _order(state, raw_results):
         raw = raw_results.get(name)
@@ -70,12 +73,13 @@ def _order(state: RoundState, results: Mapping[str, object]) -> list[str]:
 
 
 def _judge(state: RoundState, digests: Mapping[str, NodeDigest], finished: datetime | None,
-           unconsumed: Collection[str]) -> tuple[Report, dict[str, NodeResult]]:
+           unconsumed: Collection[str], judged: dict[str, NodeDigest] | None = None,
+           ) -> tuple[Report, dict[str, NodeResult]]:
     """The report without its nodes, and the results the coordinator writes itself for the
     nodes that sent none (missing, idle, timeout)."""
     end = finished or datetime.now(UTC)
     stand_ins: dict[str, NodeResult] = {}
-    judged: dict[str, NodeDigest] = {}
+    judged = {} if judged is None else judged
     for node in _order(state, digests):
         if node in digests:
             judged[node] = digests[node]
