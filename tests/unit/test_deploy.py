@@ -87,8 +87,22 @@ def test_worker_is_pinned_to_its_node_and_the_kustomization_lists_everything() -
     assert env["KDOCTOR_NODE_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName"
 
 
+def test_the_exporter_is_one_replica_and_reads_its_token_from_the_secret() -> None:
+    docs = {(d["kind"], d["metadata"]["name"]): d for _, d in _documents()}
+    exporter = docs[("Deployment", "kdoctor-exporter")]
+    assert exporter["spec"]["replicas"] == 1  # notifications and series once
+    pod = exporter["spec"]["template"]["spec"]
+    env = {e["name"]: e for e in pod["containers"][0]["env"]}
+    token = env["KDOCTOR_METRICS_TOKEN_FILE"]["value"]
+    mount = next(m for m in pod["containers"][0]["volumeMounts"] if token.startswith(m["mountPath"] + "/"))
+    volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+    assert volume["secret"]["secretName"] == "kdoctor"
+    assert [i["key"] for i in volume["secret"]["items"]] == [token.rsplit("/", 1)[1]]
+    assert docs[("Service", "kdoctor-exporter")]["spec"]["ports"][0]["port"] == int(env["KDOCTOR_METRICS_PORT"]["value"])
+
+
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed on this machine")
 def test_kustomize_renders_the_base() -> None:
     out = subprocess.run(["kubectl", "kustomize", str(BASE)], capture_output=True, text=True, check=True).stdout
     kinds = [d["kind"] for d in yaml.safe_load_all(out) if d]
-    assert kinds.count("Deployment") == 4 and "DaemonSet" in kinds
+    assert kinds.count("Deployment") == 5 and "DaemonSet" in kinds
