@@ -26,10 +26,12 @@ def _histogram(rng: random.Random, scale: float) -> Latency:
     return latency
 
 
-def synthetic_round(n: int, peers: int = 10, *, job: str = "synthetic", number: int = 1
+def synthetic_round(n: int, peers: int = 10, *, job: str = "synthetic", number: int = 1, broken: bool = True
                     ) -> tuple[RoundState, Report, dict[str, NodeDigest]]:
-    """The plan, the report's shell and the judged digests of a NetReach round of ``n`` nodes."""
+    """The plan, the report's shell and the judged digests of a NetReach round of ``n`` nodes
+    (``broken``: node-8, or the last node of a smaller round, fails every pair from and to it)."""
     rng = random.Random(1)
+    faulty = min(BROKEN, n - 1) if broken else -1
     good, bad = _histogram(rng, 1), _histogram(rng, 40)
     good_blob, bad_blob = good.encode(), bad.encode()
     names = [f"node-{i}" for i in range(1, n + 1)]
@@ -39,7 +41,7 @@ def synthetic_round(n: int, peers: int = 10, *, job: str = "synthetic", number: 
         cells, total = [], Latency()
         for k in range(1, min(peers, n - 1) + 1):
             j = (i + k) % n
-            ok = BROKEN not in (i, j)
+            ok = faulty not in (i, j)
             coverage.append([source, names[j]])
             cells.append(PairDigest(destination=names[j], targets=4, failed=0 if ok else 4, requests=200,
                                     successes=200 if ok else 80, p99_ms=(good if ok else bad).percentile_ms(99),
