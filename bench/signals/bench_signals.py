@@ -30,13 +30,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench.signals.synthetic import synthetic_round  # noqa: E402 - after the path it lives on
-from kdoctor.local.redisserver import RedisServer  # noqa: E402
-from kdoctor.settings import Settings  # noqa: E402
-from kdoctor.signals import recorder  # noqa: E402
-from kdoctor.signals.metrics import ResultsCollector, new_registry  # noqa: E402
-from kdoctor.signals.server import MetricsServer, load_credentials  # noqa: E402
-from kdoctor.store.connection import redis_client  # noqa: E402
+from bench.signals.synthetic import synthetic_round
+from kdoctor.local.redisserver import RedisServer
+from kdoctor.settings import Settings
+from kdoctor.signals import recorder
+from kdoctor.signals.metrics import ResultsCollector, new_registry
+from kdoctor.signals.server import MetricsServer, load_credentials
+from kdoctor.store.connection import redis_client
 
 TOKEN = "bench"
 

@@ -98,7 +98,8 @@ def test_the_exporter_is_one_replica_and_reads_its_token_from_the_secret() -> No
     volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
     assert volume["secret"]["secretName"] == "kdoctor"
     assert [i["key"] for i in volume["secret"]["items"]] == [token.rsplit("/", 1)[1]]
-    assert docs[("Service", "kdoctor-exporter")]["spec"]["ports"][0]["port"] == int(env["KDOCTOR_METRICS_PORT"]["value"])
+    port = docs[("Service", "kdoctor-exporter")]["spec"]["ports"][0]["port"]
+    assert port == int(env["KDOCTOR_METRICS_PORT"]["value"])
 
 
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed on this machine")
