@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
-from prometheus_client import ProcessCollector
+from prometheus_client import ProcessCollector, disable_created_metrics
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.samples import Sample
@@ -49,6 +49,7 @@ Samples = dict[str, list[Sample]]
 
 def new_registry(collector: ResultsCollector) -> CollectorRegistry:
     """The exporter's registry: ``collector`` and the process's own figures (``process_*``)."""
+    disable_created_metrics()  # a counter's creation time is one more series that says nothing here
     registry = CollectorRegistry()
     ProcessCollector(registry=registry)
     registry.register(collector)
