@@ -341,6 +341,25 @@ def flower(ctx: click.Context, basic_auth: str, address: str, port: int) -> None
     sys.exit(run_flower(_settings(ctx), basic_auth, address, port))
 
 
+@cli.command()
+@click.option("--port", type=click.IntRange(0, 65535), default=None,
+              help="/metrics port; 0: notifications only [env KDOCTOR_METRICS_PORT; default 5711].")
+@click.option("--address", default=None, help="/metrics address [env KDOCTOR_METRICS_ADDRESS; default 127.0.0.1].")
+@click.pass_context
+def exporter(ctx: click.Context, port: int | None, address: str | None) -> None:
+    """Run the exporter (one replica): results as Prometheus metrics, notifications of failed rounds."""
+    import dataclasses
+
+    from kdoctor.workers.exporter import run_exporter
+
+    settings = _settings(ctx)
+    if port is not None:
+        settings = dataclasses.replace(settings, metrics_port=port)
+    if address:
+        settings = dataclasses.replace(settings, metrics_address=address)
+    sys.exit(run_exporter(settings))
+
+
 @cli.group()
 def schedule() -> None:
     """Add, list and remove scheduled inspections (spec.schedule, fired by `kdoctor beat`)."""

@@ -242,6 +242,44 @@ class Settings:
         "own health; `kdoctor health FILE` reads it for Kubernetes liveness and readiness probes. Empty: "
         "not written (several processes on one machine would share it).",
     )
+    metrics_port: int = _field(
+        "KDOCTOR_METRICS_PORT",
+        5711,
+        "TCP port of `kdoctor exporter`'s `/metrics` (Prometheus text format). 0: no metrics (the "
+        "exporter then only sends notifications). 5711 is kdoctor's metrics port, next to the agent's 5710.",
+    )
+    metrics_address: str = _field(
+        "KDOCTOR_METRICS_ADDRESS",
+        "127.0.0.1",
+        "Address `/metrics` listens on. In a pod: `0.0.0.0` (or `::`), so Prometheus reaches it.",
+    )
+    metrics_token_file: str = _field(
+        "KDOCTOR_METRICS_TOKEN_FILE",
+        "",
+        "File holding the bearer token a scrape must send (`Authorization: Bearer …`; Prometheus: "
+        "`authorization.credentials_file`). The exporter refuses to serve `/metrics` without this or "
+        "`KDOCTOR_METRICS_BASIC_AUTH_FILE`.",
+    )
+    metrics_basic_auth_file: str = _field(
+        "KDOCTOR_METRICS_BASIC_AUTH_FILE",
+        "",
+        "File of `user:password` lines accepted by `/metrics` as HTTP basic auth (Prometheus: `basic_auth`).",
+    )
+    metrics_oneshot_seconds: float = _field(
+        "KDOCTOR_METRICS_ONESHOT_SECONDS",
+        3600.0,
+        "How long the series of a task without an installed schedule (a `kdoctor run`, or a schedule's "
+        "last round) stay exported after its report: time for an alert to fire and a dashboard to show "
+        "it. A task whose schedule is removed (`kdoctor schedule rm`) disappears at once.",
+        "s",
+    )
+    notify_file: str = _field(
+        "KDOCTOR_NOTIFY_FILE",
+        "",
+        "YAML file of notification receivers (webhook, Slack, Alertmanager) `kdoctor exporter` tells "
+        "about failed rounds and recoveries; it holds URLs and tokens (or names the variables or "
+        "files that do), so mount it from a Secret. Empty: no notifications.",
+    )
     log_level: str = _field("KDOCTOR_LOG_LEVEL", "WARNING", "Log level of kdoctor processes.")
 
     @classmethod

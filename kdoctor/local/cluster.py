@@ -62,6 +62,10 @@ class LocalCluster:
     def start_beat(self, name: str = "beat", extra_env: dict[str, str] | None = None) -> None:
         self._spawn(name, ["beat"], extra_env)
 
+    def start_exporter(self, extra_env: dict[str, str] | None = None) -> None:
+        """Start ``kdoctor exporter`` (``extra_env``: its metrics port, credentials, receivers file)."""
+        self._spawn("exporter", ["exporter"], extra_env)
+
     def start_worker(self, node: str, *, addresses: Sequence[str] = ("127.0.0.1",), data_dir: str | None = None,
                      extra_env: dict[str, str] | None = None) -> None:
         """Start ``kdoctor worker --node NODE`` (``extra_env``: e.g. a fake clock's preload)."""

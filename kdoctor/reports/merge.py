@@ -53,10 +53,14 @@ def build_report(state: RoundState, results: Mapping[str, NodeResult], finished:
 
 def assemble_report(state: RoundState, digests: Mapping[str, NodeDigest], raw_results: Mapping[str, str],
                     finished: datetime | None = None, *, unconsumed: Collection[str] = (),
-                    timing: RoundTiming | None = None) -> tuple[Report, str]:
+                    timing: RoundTiming | None = None,
+                    judged: dict[str, NodeDigest] | None = None) -> tuple[Report, str]:
     """The report's shell (``nodes`` empty) and the whole report as JSON, from the nodes' digests
-    and their results as JSON text (spliced in unparsed, so they must be what the nodes wrote)."""
-    shell, stand_ins, changed = _judge(state, digests, finished, unconsumed)
+    and their results as JSON text (spliced in unparsed, so they must be what the nodes wrote).
+    ``judged``, when given, receives the digest every node was judged by (stand-ins included,
+    statuses as the blame analysis restates them): the node statuses the report carries, for
+    :mod:`kdoctor.signals`."""
+    shell, stand_ins, changed = _judge(state, digests, finished, unconsumed, judged)
     shell = shell.model_copy(update={"timing": timing})
     parts = []
     for name in _order(state, raw_results):
@@ -83,13 +87,14 @@ def _order(state: RoundState, results: Mapping[str, object]) -> list[str]:
 
 
 def _judge(state: RoundState, digests: Mapping[str, NodeDigest], finished: datetime | None,
-           unconsumed: Collection[str]) -> tuple[Report, dict[str, NodeResult], dict[str, tuple[NodeStatus, str]]]:
+           unconsumed: Collection[str], judged: dict[str, NodeDigest] | None = None,
+           ) -> tuple[Report, dict[str, NodeResult], dict[str, tuple[NodeStatus, str]]]:
     """The report without its nodes, the results the coordinator writes itself for the nodes that
     sent none (missing, idle, timeout), and the statuses the blame analysis restates
-    (:func:`kdoctor.reports.blame.blamed_statuses`)."""
+    (:func:`kdoctor.reports.blame.blamed_statuses`); ``judged`` receives the digests judged by."""
     end = finished or datetime.now(UTC)
     stand_ins: dict[str, NodeResult] = {}
-    judged: dict[str, NodeDigest] = {}
+    judged = {} if judged is None else judged
     for node in _order(state, digests):
         if node in digests:
             judged[node] = digests[node]
@@ -104,8 +109,8 @@ def _judge(state: RoundState, digests: Mapping[str, NodeDigest], finished: datet
         judged[node] = digest_of(stand_in)
     matrix = build_matrix(judged, state.coverage)
     changed = blamed_statuses(judged, matrix.suspects if matrix else [])
-    judged = {name: d.model_copy(update=dict(zip(("status", "reason"), changed[name], strict=True)))
-              if name in changed else d for name, d in judged.items()}
+    for name, (status, reason) in changed.items():  # in place: the caller's ``judged`` sees them
+        judged[name] = judged[name].model_copy(update={"status": status, "reason": reason})
     # Blame first: "node-3 is broken" is what the reader needs before each node's own complaint.
     reasons = [describe(s) for s in (matrix.suspects if matrix else [])]
     # A suspect's own line would repeat its suspect line word for word: it is said once.

@@ -144,6 +144,32 @@ class PairDigest(ResultModel):
     requests: int = 0
     successes: int = 0
     p99_ms: float | None = Field(default=None, description="p99 of the pair's merged histograms.")
+    histogram: str = Field(default="", description="The pair's targets' histograms merged (base64 HDR): a "
+                                                   "destination's latency over its sources (kdoctor.signals).")
+
+
+class GroupDigest(ResultModel):
+    """One node's targets of one kind and family taken together (``endpoint``/ipv4, ``url``/-)."""
+
+    kind: str
+    family: Literal[4, 6] | None = None
+    targets: int = 0
+    failed: int = Field(default=0, description="Targets that failed their expectation.")
+    requests: int = 0
+    successes: int = 0
+    latency_ms: LatencyMs = Field(default_factory=LatencyMs)
+    histogram: str = Field(default="", description="The group's histograms merged (base64 HDR).")
+
+
+class DiskDigest(ResultModel):
+    """The figures of one DiskIO profile that metrics carry."""
+
+    name: str
+    profile: str
+    mib_per_second: float = 0.0
+    iops: float = 0.0
+    latency_of: str = ""
+    p99_ms: float | None = None
 
 
 class NodeDigest(ResultModel):
@@ -163,6 +189,10 @@ class NodeDigest(ResultModel):
     successes: int = 0
     latency_ms: LatencyMs = Field(default_factory=LatencyMs)
     histogram: str = Field(default="", description="Every target's latency histogram merged (base64 HDR).")
+    # Read by kdoctor.signals (metrics and notifications), not by the judging.
+    groups: list[GroupDigest] = Field(default_factory=list, description="Targets per kind and family.")
+    generator: GeneratorStats | None = None
+    disk: list[DiskDigest] = Field(default_factory=list, description="DiskIO only: one per profile.")
 
 
 class TaskRef(ResultModel):

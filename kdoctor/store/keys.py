@@ -28,6 +28,8 @@ Kept:
 =====================================  ======  =========================================  ==================
 ``kdoctor:report:<round>``             string  the report (zlib-compressed JSON, base64)  report retention
 ``kdoctor:report:<round>:head``        string  the report's head (what listings read)     report retention
+``kdoctor:report:<round>:signals``     string  the round's signals record (what metrics   report retention
+                                               and notifications read; zlib JSON, base64)
 ``kdoctor:reports``                    zset    report id → finish time (the index)        trimmed to the
                                                                                           retention on write
 ``kdoctor:reports:bytes``              hash    report id → stored bytes (the size cap)    trimmed with it
@@ -44,6 +46,15 @@ Kept:
                                                                                           ``node_forget_seconds``
 ``kdoctor:coordinators``               hash    coordinator id → heartbeat JSON            removed on clean stop
 ``kdoctor:lock:plan``                  string  held while a coordinator plans a round     10 s
+``kdoctor:signals:tasks``              hash    ``<kind>/<name>`` → its newest report      entries removed
+                                               (id, job, finish time, verdict): what the  by the exporter
+                                               exporter reads first                       with the report
+``kdoctor:signals:health``             hash    counters of every coordinator: rounds      never (counters)
+                                               planned, reports written, rounds ended
+                                               by deadline, plan/finalize seconds
+                                               histogram buckets (HINCRBY)
+``kdoctor:signals:notified``           hash    ``<kind>/<name>`` → the last round the     removed with the
+                                               exporter notified about, and its verdict   task's index entry
 =====================================  ======  =========================================  ==================
 
 Written by Celery, kombu and redbeat under names chosen here
@@ -80,6 +91,9 @@ NODES = "kdoctor:nodes"
 COORDINATORS = "kdoctor:coordinators"
 BUSY = "kdoctor:busy"
 PLAN_LOCK = "kdoctor:lock:plan"
+SIGNALS_TASKS = "kdoctor:signals:tasks"
+SIGNALS_HEALTH = "kdoctor:signals:health"
+SIGNALS_NOTIFIED = "kdoctor:signals:notified"
 
 # A schedule's job record and fire counter outlive the report retention: a schedule may run for
 # a year, and its counter is what keeps a duplicate fire from planning a round twice.
@@ -145,6 +159,16 @@ def report(report_id: str) -> str:
 def report_head(report_id: str) -> str:
     """A stored report's head."""
     return f"kdoctor:report:{report_id}:head"
+
+
+def report_signals(report_id: str) -> str:
+    """A stored report's signals record (:mod:`kdoctor.signals.record`)."""
+    return f"kdoctor:report:{report_id}:signals"
+
+
+def beat_entry(job_id: str) -> str:
+    """A schedule's beat entry (redbeat's key for it): present while the schedule is installed."""
+    return BEAT_PREFIX + job_id
 
 
 # -- names handed to Celery, kombu and redbeat -------------------------------------------------------

@@ -86,7 +86,7 @@ def enforce_retention(client: redis.Redis, retention_seconds: int, cap_bytes: in
     if gone:
         pipe = client.pipeline()
         for rid in gone:
-            pipe.delete(keys.report(rid), keys.report_head(rid))
+            pipe.delete(keys.report(rid), keys.report_head(rid), keys.report_signals(rid))
         pipe.zrem(keys.REPORTS_INDEX, *gone)
         pipe.hdel(keys.REPORTS_BYTES, *gone)
         pipe.execute()

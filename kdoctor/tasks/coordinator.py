@@ -29,8 +29,9 @@ from kdoctor.inventory.source import InventorySource, open_source
 from kdoctor.planning import planner
 from kdoctor.reports.merge import assemble_report
 from kdoctor.settings import Settings
+from kdoctor.signals import recorder
 from kdoctor.specs.loading import validate
-from kdoctor.specs.results import RoundTiming
+from kdoctor.specs.results import NodeDigest, RoundTiming
 from kdoctor.specs.rounds import RoundState, round_id
 from kdoctor.store import keys, reports, rounds
 from kdoctor.store.clock import broker_now
@@ -90,6 +91,7 @@ def plan_round(app: Celery, client: redis.Redis, settings: Settings, source: Inv
                                rotation=rotation, busy=rounds.busy(client, now), per_node_seconds=pacing.per_node)
         rounds.open_round(client, planned.state, ttl)
     if not planned.assignments:
+        recorder.count_plan(client, time.perf_counter() - started)
         finalize_round(client, settings, rid)
         return rid
     deadline = planned.state.deadline
@@ -98,6 +100,7 @@ def plan_round(app: Celery, client: redis.Redis, settings: Settings, source: Inv
     planned_in = time.perf_counter() - started
     published = publish_probes(app, client, planned.assignments, expires)
     pacing.observe(len(planned.assignments), time.perf_counter() - started)
+    recorder.count_plan(client, time.perf_counter() - started)
     published_at = broker_now(client)
     rounds.record_publish(client, rid, planned_in, published.seconds, published_at)
     if published_at > planned.state.start_at:
@@ -119,6 +122,7 @@ def finalize_round(client: redis.Redis, settings: Settings, rid: str, holder: st
     """Write the round's report if no other coordinator is; ``True`` when this call wrote it."""
     if not rounds.lease(client, rid, holder or "coordinator"):
         return False
+    started = time.perf_counter()
     try:
         state = rounds.load_round(client, rid)
         if state is None:  # reported meanwhile, or its plan expired
@@ -130,9 +134,11 @@ def finalize_round(client: redis.Redis, settings: Settings, rid: str, holder: st
         raw = rounds.raw_results(client, rid)
         stuck = rounds.unconsumed(client, rid, (n for n in state.published if n not in digests))
         figures = rounds.timing(client, rid)
+        judged: dict[str, NodeDigest] = {}
         report, text = assemble_report(state, digests, {n: r for n, r in raw.items() if n in digests},
                                        datetime.fromtimestamp(broker_now(client), UTC), unconsumed=stuck,
-                                       timing=_timing(state, figures, time.perf_counter() - building))
+                                       timing=_timing(state, figures, time.perf_counter() - building),
+                                       judged=judged)
         job = rounds.load_job(client, state.job)
         rounds.finish(client, state, report, _retention(settings), drop_job=job is not None and not job.scheduled,
                       report_cap_bytes=int(settings.report_retention_mb * 1024 * 1024), text=text)
@@ -140,6 +146,9 @@ def finalize_round(client: redis.Redis, settings: Settings, rid: str, holder: st
         rounds.release(client, rid)  # let the next sweep (here or on another coordinator) try again
         raise
     log.info("round %s: %s", rid, report.verdict)
+    # Metrics and notifications read this record, never the report (kdoctor.signals.record).
+    recorder.record_round(client, state, report, judged, scheduled=job is not None and job.scheduled,
+                          finalize_seconds=time.perf_counter() - started, retention=_retention(settings))
     return True
 
 

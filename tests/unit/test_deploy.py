@@ -123,11 +123,26 @@ def test_the_diskio_host_path_is_handed_to_the_workers_user() -> None:
     assert {"name": "data", "mountPath": "/var/lib/kdoctor"} in init["volumeMounts"]
 
 
+def test_the_exporter_is_one_replica_and_reads_its_token_from_the_secret() -> None:
+    docs = {(d["kind"], d["metadata"]["name"]): d for _, d in _documents()}
+    exporter = docs[("Deployment", "kdoctor-exporter")]
+    assert exporter["spec"]["replicas"] == 1  # notifications and series once
+    pod = exporter["spec"]["template"]["spec"]
+    env = {e["name"]: e for e in pod["containers"][0]["env"]}
+    token = env["KDOCTOR_METRICS_TOKEN_FILE"]["value"]
+    mount = next(m for m in pod["containers"][0]["volumeMounts"] if token.startswith(m["mountPath"] + "/"))
+    volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+    assert volume["secret"]["secretName"] == "kdoctor"
+    assert [i["key"] for i in volume["secret"]["items"]] == [token.rsplit("/", 1)[1]]
+    port = docs[("Service", "kdoctor-exporter")]["spec"]["ports"][0]["port"]
+    assert port == int(env["KDOCTOR_METRICS_PORT"]["value"])
+
+
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed on this machine")
 def test_kustomize_renders_the_base() -> None:
     out = subprocess.run(["kubectl", "kustomize", str(BASE)], capture_output=True, text=True, check=True).stdout
     kinds = [d["kind"] for d in yaml.safe_load_all(out) if d]
-    assert kinds.count("Deployment") == 4 and "DaemonSet" in kinds and "Ingress" not in kinds
+    assert kinds.count("Deployment") == 5 and "DaemonSet" in kinds and "Ingress" not in kinds
 
 
 SENTINEL = BASE.parent / "overlays" / "sentinel"
@@ -159,7 +174,6 @@ def test_the_sentinel_overlay_matches_the_schema_and_patches_what_the_base_has()
     # Every role that talks to Redis is pointed at the sentinels.
     assert roles == sum(1 for d in base.values() for c in d.get("spec", {}).get("template", {}).get("spec", {})
                         .get("containers", []) if any(e["name"] == "KDOCTOR_BROKER_URL" for e in c.get("env", [])))
-
 
 
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed on this machine")
