@@ -190,7 +190,13 @@ def run(ctx: click.Context, spec: str, wait: bool, output: str, timeout: float |
                 click.echo(f"submitted job {job.id}; report id {job.round_id}\n"
                            f"  kdoctor report {job.round_id}")
             return
-        report = _wait_with_progress(job, timeout)
+        try:
+            report = _wait_with_progress(job, timeout)
+        except KeyboardInterrupt:
+            # Only the waiting stops: the round is published and runs to its report.
+            err_console().print(f"interrupted: round {job.round_id} keeps running; its report will be at "
+                                f"`kdoctor report {job.round_id}`", highlight=False)
+            sys.exit(130)
         _print_report(report, output)
         sys.exit(EXIT_PASSED if report.verdict == "passed" else EXIT_FAILED)
 
@@ -206,7 +212,8 @@ def _wait_with_progress(job: Any, timeout: float | None) -> Any:
                 text = f"{progress.published} node(s) start in {progress.start_at - progress.now:.1f} s"
             else:
                 left = max(0.0, progress.deadline - progress.now)
-                text = (f"{progress.phase}: {progress.results}/{progress.published} node(s) reported, "
+                sent = f"{progress.sent:,} requests sent, " if progress.sent else ""
+                text = (f"{progress.phase}: {sent}{progress.results}/{progress.published} node(s) reported, "
                         f"deadline in {left:.0f} s")
             status.update(f"{job.round_id}: {text}")
         return job.wait(timeout, on_progress=show)

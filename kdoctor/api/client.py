@@ -69,6 +69,9 @@ class Progress:
     deadline: float = 0.0
     now: float = 0.0
     """The broker's time at this reading: ``start_at`` and ``deadline`` are on that clock."""
+    sent: int = 0
+    """Requests the nodes have sent so far (each probing node tells about once a second; DiskIO
+    sends none)."""
 
 
 class Job:
@@ -109,7 +112,8 @@ class Job:
             return Progress("queued" if rounds.load_job(r, self.id) is not None else "lost")
         start_at, deadline = float(fields["startAt"]), float(fields["deadline"])
         phase = "waiting" if now < start_at else "running" if now < deadline else "finalizing"
-        return Progress(phase, int(fields["expected"]), int(fields["published"]), answered, start_at, deadline, now)
+        return Progress(phase, int(fields["expected"]), int(fields["published"]), answered, start_at, deadline, now,
+                        int(fields.get("sent", 0)))
 
     @translated
     def wait(self, timeout: float | None = None, poll: float = 0.1,

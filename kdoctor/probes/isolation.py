@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import time
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -32,26 +33,35 @@ log = logging.getLogger(__name__)
 # The probe cuts itself at its deadline (runner.DEADLINE_MARGIN before it); the process gets this
 # much more before it is killed.
 KILL_GRACE_SECONDS = 2.0
+# A frame from the child that is not its result (which is JSON, so starts with "{"): requests sent.
+PROGRESS = b"P"
 
 
-def run_isolated(assignment: Assignment, node: NodeContext,
-                 clock_offset: float = 0.0) -> tuple[NodeResult, NodeDigest]:
+def run_isolated(assignment: Assignment, node: NodeContext, clock_offset: float = 0.0,
+                 on_progress: Callable[[int], None] | None = None) -> tuple[NodeResult, NodeDigest]:
     """Run ``assignment`` in a forked process; returns its result and the result's digest, made
     in that process too (blocking).
 
     ``clock_offset``: broker time minus this machine's, as for
-    :func:`kdoctor.probes.runner.run_assignment`.
+    :func:`kdoctor.probes.runner.run_assignment`. ``on_progress`` is called here (in this
+    process) with the requests the probe has sent so far, about once a second.
     """
     ctx = multiprocessing.get_context("fork")
     receiver, sender = ctx.Pipe(duplex=False)
-    process = ctx.Process(target=_child, args=(sender, assignment.to_json(), node, clock_offset),
+    process = ctx.Process(target=_child, args=(sender, assignment.to_json(), node, clock_offset,
+                                               on_progress is not None),
                           name=f"kdoctor-probe-{assignment.round_id}", daemon=True)
     process.start()
     sender.close()
-    budget = assignment.deadline - (time.time() + clock_offset) + KILL_GRACE_SECONDS
+    limit = time.monotonic() + assignment.deadline - (time.time() + clock_offset) + KILL_GRACE_SECONDS
     try:
-        if receiver.poll(max(budget, 0.1)):
-            result = NodeResult.model_validate_json(receiver.recv_bytes())
+        while receiver.poll(max(limit - time.monotonic(), 0.1)):
+            frame = receiver.recv_bytes()
+            if frame.startswith(PROGRESS):  # the child's progress; the result comes after
+                if on_progress is not None:
+                    on_progress(int(frame[len(PROGRESS):]))
+                continue
+            result = NodeResult.model_validate_json(frame)
             return result, NodeDigest.model_validate_json(receiver.recv_bytes())
         log.error("probe of round %s still running at its deadline: killing its process", assignment.round_id)
         process.kill()
@@ -70,11 +80,16 @@ def run_isolated(assignment: Assignment, node: NodeContext,
     return failed, digest_of(failed)
 
 
-def _child(sender: Connection, assignment: dict[str, Any], node: NodeContext, clock_offset: float) -> None:
+def _child(sender: Connection, assignment: dict[str, Any], node: NodeContext, clock_offset: float,
+           progress: bool) -> None:
     from kdoctor.probes.runner import run_assignment
 
     die_with_parent()  # a probe must not outlive its worker (it would report for a dead node)
-    result = run_assignment(Assignment.model_validate(assignment), node, clock_offset)
+
+    def tell(sent: int) -> None:
+        sender.send_bytes(PROGRESS + str(sent).encode())
+
+    result = run_assignment(Assignment.model_validate(assignment), node, clock_offset, tell if progress else None)
     sender.send_bytes(result.model_dump_json(by_alias=True).encode())
     # The digest is made here, where the CPU is free now and the histograms are at hand.
     sender.send_bytes(digest_of(result).model_dump_json(by_alias=True).encode())

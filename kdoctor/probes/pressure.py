@@ -37,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import weakref
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -177,10 +178,21 @@ class DriverStats:
         return self.sent / window if window > 0 else 0.0
 
 
+# Every driver of this process, for progress displays (sent_so_far): read from outside the hot
+# path, so counting progress costs the send loop nothing.
+_DRIVERS: weakref.WeakSet[Driver] = weakref.WeakSet()
+
+
+def sent_so_far() -> int:
+    """Requests sent so far by the drivers of this process (a probe's process runs one round)."""
+    return sum(driver.stats.sent for driver in list(_DRIVERS))
+
+
 class Driver:
     """Runs one target's token schedule against one client, on ``clock`` (default: the real one)."""
 
     def __init__(self, client: Client, pace: Pace, clock: Clock | None = None) -> None:
+        _DRIVERS.add(self)
         self.client = client
         self.pace = pace
         self.clock: Clock = clock or LoopClock()

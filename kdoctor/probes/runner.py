@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -18,6 +19,7 @@ from kdoctor.errors import KdoctorError
 from kdoctor.probes import kinds
 from kdoctor.probes.kinds import NodeContext
 from kdoctor.probes.measure import GeneratorMonitor
+from kdoctor.probes.pressure import sent_so_far
 from kdoctor.specs.loading import validate
 from kdoctor.specs.nodes import skew_warning
 from kdoctor.specs.plan import Assignment
@@ -27,22 +29,30 @@ log = logging.getLogger(__name__)
 
 # The result must reach Redis before the deadline; this much is kept in hand for that.
 DEADLINE_MARGIN = 0.5
+# How often a running probe tells how many requests it has sent (for `run --wait`'s display).
+PROGRESS_SECONDS = 1.0
+
+Progress = Callable[[int], None]
 
 
-def run_assignment(assignment: Assignment, node: NodeContext, clock_offset: float = 0.0) -> NodeResult:
+def run_assignment(assignment: Assignment, node: NodeContext, clock_offset: float = 0.0,
+                   progress: Progress | None = None) -> NodeResult:
     """Run ``assignment`` on ``node`` to completion on a fresh uvloop event loop (blocking).
 
     ``clock_offset``: broker time minus this node's time (:func:`kdoctor.store.clock.offset`). The
     assignment's start instant and deadline are broker instants; with the offset the node starts
     with the others and stops in time even when its own clock is wrong, and its reported times are
     comparable with the other nodes'.
+
+    ``progress`` is called about once a second while the probe presses, with the requests sent
+    so far (:func:`kdoctor.probes.pressure.sent_so_far`).
     """
     import uvloop
 
     clock = _Clock(clock_offset)
     started = clock.now()
     try:
-        result = uvloop.run(_run(assignment, node, clock))
+        result = uvloop.run(_run(assignment, node, clock, progress))
     except Exception as exc:  # the result must say why, whatever happened
         log.exception("probe of round %s failed to run", assignment.round_id)
         result = NodeResult(node=assignment.node, status="error", reason=f"probe could not run: {exc}")
@@ -66,7 +76,17 @@ class _Clock:
         return datetime.fromtimestamp(self.time(), UTC)
 
 
-async def _run(assignment: Assignment, node: NodeContext, clock: _Clock) -> NodeResult:
+async def _tell_progress(progress: Progress) -> None:
+    last = -1
+    while True:
+        await asyncio.sleep(PROGRESS_SECONDS)
+        sent = sent_so_far()
+        if sent != last:
+            progress(sent)
+            last = sent
+
+
+async def _run(assignment: Assignment, node: NodeContext, clock: _Clock, progress: Progress | None) -> NodeResult:
     try:
         kind = kinds.get(assignment.kind)
         spec = validate(assignment.spec)
@@ -84,9 +104,13 @@ async def _run(assignment: Assignment, node: NodeContext, clock: _Clock) -> Node
     if budget <= 0:
         return NodeResult(node=assignment.node, status="error", started=started,
                           reason="the round's deadline had passed before the probe could start")
+    teller = asyncio.create_task(_tell_progress(progress)) if progress is not None else None
     try:
         result = await asyncio.wait_for(kind.run(assignment, spec, t0, monitor, node), budget)
     except TimeoutError:
         return NodeResult(node=assignment.node, status="error", started=started,
                           reason=f"probe still running {budget:.1f} s after start; cut at the round deadline")
+    finally:
+        if teller is not None:
+            teller.cancel()
     return result.model_copy(update={"started": started})

@@ -11,8 +11,8 @@ from collections.abc import Iterable, Sequence
 from html import escape
 
 from kdoctor import __version__
-from kdoctor.reports.blame import describe
 from kdoctor.reports.matrix import shown_nodes
+from kdoctor.reports.scale import BAD, band, latency_limit
 from kdoctor.specs.results import DiskProfileResult, LatencyMs, Matrix, NodeResult, Report, TargetResult
 
 # Past these sizes (a 1,000-node round) the page keeps what failed: it must still open in a browser.
@@ -29,6 +29,8 @@ table{border-collapse:collapse;margin:.3em 0}th,td{border:1px solid #d0d7de;padd
 text-align:left;vertical-align:top}th{background:#f6f8fa}td.n{text-align:right;font-variant-numeric:tabular-nums}
 tr.bad td.t{color:#cf222e;font-weight:600}ul.reasons li{color:#cf222e}ul.warnings li{color:#9a6700}
 td.ok{background:#dafbe1;text-align:center}td.bad{background:#cf222e;color:#fff;text-align:center;font-weight:600}
+td.l0{background:#56d364}td.l1{background:#aff5b4}td.l2{background:#e3d26f}td.l3{background:#f0b72f}
+td.l4{background:#fb8f44}td.l0,td.l1,td.l2,td.l3,td.l4{text-align:center}span.key{padding:0 .4em;margin-right:.3em}
 td.none{color:#8c959f;text-align:center}footer{margin-top:2em;color:#57606a;font-size:.9em}
 """
 
@@ -111,7 +113,25 @@ def _nodes_table(nodes: dict[str, NodeResult]) -> str:
     return f"<table>{''.join(rows)}</table>{note}"
 
 
-def _matrix(matrix: Matrix) -> str:
+def _cell_class(p99: float | None, bad: bool, limit: float | None) -> str:
+    graded = band(p99, limit, bad)
+    return "ok" if graded is None else "bad" if graded == BAD else f"l{graded}"
+
+
+def _legend(limit: tuple[float, str] | None) -> str:
+    if limit is None:
+        return ""
+    value, field = limit
+    keys = "".join(f'<span class="key" style="background:{c}">{label}</span>'
+                   for c, label in zip(_BAND_COLOURS, ("&lt;10%", "&lt;25%", "&lt;50%", "≤100%", "over"), strict=True))
+    return (f'<p class="sub">colour: p99 against expect.{escape(field)} {value:g} ms: {keys}'
+            '<span class="key" style="background:#cf222e;color:#fff">failed</span></p>')
+
+
+_BAND_COLOURS = ("#56d364", "#aff5b4", "#e3d26f", "#f0b72f", "#fb8f44")
+
+
+def _matrix(matrix: Matrix, limit: tuple[float, str] | None = None) -> str:
     cells = {(c.source, c.destination): c for c in matrix.cells}
     nodes, note = shown_nodes(matrix, PAGE_MAX_NODES)
     if not nodes:
@@ -125,16 +145,18 @@ def _matrix(matrix: Matrix) -> str:
                 tds.append('<td class="none">·</td>')
                 continue
             rate = "-" if cell.success_rate is None else f"{cell.success_rate:.1%}"
-            title = (f"{src} → {dst}: {cell.requests} requests, success {rate}, p99 {_ms(cell.p99_ms)} ms, "
+            # A cell without an answer has no latency to show: it says so rather than "- ms".
+            latency = f"{_ms(cell.p99_ms)} ms" if cell.p99_ms is not None else "no answer"
+            title = (f"{src} → {dst}: {cell.requests} requests, success {rate}, p99 {latency}, "
                      f"{cell.failed_targets}/{cell.targets} targets failed")
-            tds.append(f'<td class="{"bad" if cell.bad else "ok"}" title="{escape(title)}">'
-                       f"{escape(rate)}<br>{escape(_ms(cell.p99_ms))} ms</td>")
+            tds.append(f'<td class="{_cell_class(cell.p99_ms, cell.bad, limit[0] if limit else None)}" '
+                       f'title="{escape(title)}">{escape(rate)}<br>{escape(latency)}</td>')
         rows.append("<tr>" + "".join(tds) + "</tr>")
     covered = len({(a, b) for a, b in matrix.covered if a != b})
     n = len(matrix.nodes)
     return (f"<table>{''.join(rows)}</table>"
             f'<p class="sub">{covered} of {n * (n - 1)} ordered pairs probed this round; a cell shows '
-            f"success rate and p99{'; ' + escape(note) if note else ''}</p>")
+            f"success rate and p99{'; ' + escape(note) if note else ''}</p>{_legend(limit)}")
 
 
 def _list(items: Iterable[str], css: str) -> str:
@@ -164,9 +186,8 @@ def to_html(report: Report) -> str:
     if report.warnings:
         parts += ["<h2>Warnings</h2>", _list(report.warnings, "warnings")]
     if report.matrix is not None and report.matrix.cells:
-        parts += ["<h2>Source → destination</h2>", _matrix(report.matrix)]
-        if report.matrix.suspects:
-            parts.append(_list((describe(s) for s in report.matrix.suspects), "reasons"))
+        # The suspects lead "Why it failed" above; they are not repeated under the grid.
+        parts += ["<h2>Source → destination</h2>", _matrix(report.matrix, latency_limit(report.spec))]
     parts += ["<h2>Nodes</h2>", _nodes_table(report.nodes),
               f"<footer>kdoctor {escape(__version__)} · report format {report.report_version}</footer>",
               "</body></html>"]

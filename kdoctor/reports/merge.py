@@ -131,7 +131,9 @@ def _judge(state: RoundState, digests: Mapping[str, NodeDigest], finished: datet
         verdict="failed" if reasons else "passed",
         reasons=reasons,
         warnings=warnings,
-        started=datetime.fromtimestamp(state.start_at or state.planned, UTC),
+        # A round that was refused, or published to no node, never reached its start instant
+        # (still in the future when it was reported): it is over when it was planned.
+        started=datetime.fromtimestamp(state.start_at if state.published and not state.error else state.planned, UTC),
         finished=end,
         deadline=datetime.fromtimestamp(state.deadline, UTC),
         spec=state.spec,

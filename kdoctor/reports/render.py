@@ -89,8 +89,9 @@ def report_table(report: Report) -> Group:
     parts += _capped(report.reasons, "✗ ", "red") + _capped(report.warnings, "! ", "yellow")
     if report.matrix is not None and report.matrix.cells:
         from kdoctor.reports.grid import matrix_grid
+        from kdoctor.reports.scale import latency_limit
 
-        parts.append(matrix_grid(report.matrix))
+        parts.append(matrix_grid(report.matrix, latency_limit(report.spec)))
     return Group(*parts)
 
 

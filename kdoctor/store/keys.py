@@ -12,8 +12,9 @@ Per round, while it runs (all deleted when its report is written, in the same tr
 key                                    type    holds                                      expires
 =====================================  ======  =========================================  ==================
 ``kdoctor:round:<round>``              string  the round's plan (:class:`RoundState`)     report retention
-``kdoctor:round:<round>:progress``     hash    published, expected, startAt, deadline:    with the plan
-                                               what waiting clients poll (a few bytes)
+``kdoctor:round:<round>:progress``     hash    published, expected, startAt, deadline,    with the plan
+                                               sent (requests so far): what waiting
+                                               clients poll (a few bytes)
 ``kdoctor:round:<round>:results``      hash    node → NodeResult JSON (first write wins)  with the plan
 ``kdoctor:round:<round>:digests``      hash    node → NodeDigest JSON (what judging       with the plan
                                                reads: a few KB per node)

@@ -113,6 +113,17 @@ def record_publish(client: redis.Redis, rid: str, plan_seconds: float, publish_s
         "publishedAt": published_at})
 
 
+# Only while the round is open: a late word after the report must not recreate its key (forever).
+_ADD_SENT = """
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HINCRBY', KEYS[1], 'sent', ARGV[1]) end
+"""
+
+
+def add_sent(client: redis.Redis, rid: str, requests: int) -> None:
+    """Count ``requests`` more sent by a node of the round (the waiting client's live figure)."""
+    client.eval(_ADD_SENT, 1, keys.round_progress(rid), requests)
+
+
 def timing(client: redis.Redis, rid: str) -> dict[str, float]:
     """The planning figures :func:`record_publish` stored (empty when none were)."""
     fields = client.hmget(keys.round_progress(rid), ["planSeconds", "publishSeconds", "publishedAt"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import time
+from datetime import UTC, datetime
 
 import pytest
 
@@ -162,3 +163,14 @@ def test_saturation_is_send_lag_relative_to_the_interval(qps: int, lag: float, s
     (warning,) = result.warnings
     assert warning.startswith(f"n1: load generator saturated (p99 send lag {lag * 1000:.1f} ms on endpoint-n2-v4, "
                               f"whose requests are due every {1000 / qps:.3g} ms)")
+
+
+def test_a_round_that_never_started_ends_when_it_was_planned() -> None:
+    # The selector matched no node: planned at t, its start instant t + 1 s never came.
+    planned = datetime(2026, 12, 1, 20, 17, 27, tzinfo=UTC).timestamp()
+    state = RoundState(round_id="j-r1", job="j", round=1, kind="NetReach", name="n", spec={}, expected=["a"],
+                       idle={"a": "not selected"}, planned=planned, start_at=planned + 1.5, deadline=planned + 10,
+                       error="none of the 1 live node(s) is a source")
+    report = build_report(state, {}, finished=datetime.fromtimestamp(planned + 0.2, UTC))
+    assert report.started <= report.finished
+    assert f"{report.started:%H:%M:%S} → {report.finished:%H:%M:%S}" == "20:17:27 → 20:17:27"
