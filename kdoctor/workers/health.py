@@ -24,14 +24,39 @@ TICK_SECONDS = 1.0
 
 
 class Vitals:
-    """When the consumer last ran its loop (``time.monotonic``); 0 before it first did."""
+    """When the consumer last ran its loop (``time.monotonic``); 0 before it first did. And when
+    the broker was lost and came back, as the heartbeat saw it."""
 
     consumer_tick = 0.0
+    broker_lost = 0.0
+    """When the heartbeat found Redis unreachable (0 while it is reachable)."""
+    broker_back = 0.0
+    """When Redis was reachable again after an outage (0 if it never was lost)."""
 
     @classmethod
     def consumer_silence(cls) -> float:
-        """Seconds since the consumer's loop last ran (infinite before it started)."""
-        return time.monotonic() - cls.consumer_tick if cls.consumer_tick else float("inf")
+        """Seconds the consumer's loop has been silent through its own fault (infinite before it
+        started). Without its broker a consumer cannot run: the time Redis was unreachable does
+        not count, and after an outage the consumer's own reconnect (Celery backs off up to
+        seconds between tries) starts a fresh count, so a Redis restart never makes a worker exit."""
+        if not cls.consumer_tick:
+            return float("inf")
+        if cls.broker_lost:
+            return max(0.0, cls.broker_lost - cls.consumer_tick)
+        return time.monotonic() - max(cls.consumer_tick, cls.broker_back)
+
+    @classmethod
+    def broker_unreachable(cls) -> None:
+        """The heartbeat could not reach Redis."""
+        if not cls.broker_lost:
+            cls.broker_lost = time.monotonic()
+
+    @classmethod
+    def broker_reachable(cls) -> None:
+        """The heartbeat reached Redis."""
+        if cls.broker_lost:
+            cls.broker_lost = 0.0
+            cls.broker_back = time.monotonic()
 
 
 class ConsumerTick(bootsteps.StartStopStep):  # type: ignore[misc]

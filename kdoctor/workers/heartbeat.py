@@ -10,6 +10,11 @@ import logging
 import threading
 from collections.abc import Callable
 
+import redis
+from kombu.exceptions import OperationalError
+
+from kdoctor.workers.health import Vitals
+
 log = logging.getLogger(__name__)
 
 
@@ -50,7 +55,10 @@ class Heartbeat:
                 if self._failing:
                     log.warning("%s: heartbeat recovered", self._thread.name)
                 self._failing = False
+                Vitals.broker_reachable()
             except Exception as exc:  # keep beating whatever a single beat hit
+                if isinstance(exc, redis.ConnectionError | redis.TimeoutError | OperationalError):
+                    Vitals.broker_unreachable()  # the consumer's silence is then not its own
                 if not self._failing:
                     log.warning("%s: heartbeat failed (%s); retrying every %.1f s",
                                 self._thread.name, exc, self._interval)

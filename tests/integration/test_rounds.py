@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -180,7 +181,7 @@ def test_kdoctor_docs_file_runs(make_cluster: Callable[..., LocalCluster], broke
     page = kdoctor(broker_url, "report", report.id, "-o", "html")
     assert page.returncode == 0, page.stderr
     assert page.stdout.startswith("<!doctype html>") and report.id in page.stdout
-    assert page.stdout.count('<td class="ok"') == 6  # 3 nodes: 6 ordered pairs, all good
+    assert len(re.findall(r'<td class="l[0-4]"', page.stdout)) == 6  # 3 nodes: 6 ordered pairs, all good
 
 
 def test_unreachable_broker_and_missing_coordinator_exit_2(broker_url: str, tmp_path: Path) -> None:

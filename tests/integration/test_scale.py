@@ -45,13 +45,16 @@ def test_a_thousand_nodes_some_silent_end_in_one_report_and_only_it_stays(settin
     assert all(len(n.targets) == 10 for name, n in report.nodes.items() if n.status == "passed")
     assert report.timing is not None and report.timing.plan_seconds is not None
     assert len(fleet.arrivals_of(report.id)) == NODES - len(unconsumed)
-    # Redis holds the report, its head and their index entries; nothing of the round, no Celery
+    # Redis holds the report, its head, its signals record and their index entries (and the
+    # coordinators' counters); nothing of the round, no Celery
     # result, no message left in the queues of the nodes that never consumed theirs. (kombu's
     # bindings of the coordinator's own queues appear when its consumer starts: per queue, once.)
     new = {k for k in after - before if not k.startswith("_kombu.binding")}
     assert new == {keys.report(report.id), keys.report_head(report.id), keys.REPORTS_INDEX,
-                   keys.REPORTS_BYTES, keys.rotation("NetReach", "thousand")}
-    assert not [k for k in after if job.id in k and k not in (keys.report(report.id), keys.report_head(report.id))]
+                   keys.REPORTS_BYTES, keys.rotation("NetReach", "thousand"), keys.report_signals(report.id),
+                   keys.SIGNALS_TASKS, keys.SIGNALS_HEALTH}
+    kept = (keys.report(report.id), keys.report_head(report.id), keys.report_signals(report.id))
+    assert not [k for k in after if job.id in k and k not in kept]
     assert not any(r.exists(keys.node_queue(n)) for n in unconsumed)
     assert not r.hlen(keys.BUSY) and not r.zcard(keys.OPEN_ROUNDS)
 

@@ -95,3 +95,25 @@ def test_flower_refuses_empty_or_blank_credentials(auth: str) -> None:
 
 def test_flower_takes_real_credentials() -> None:
     assert check_credentials("sre:s3cret,ops:pw2") == ["sre:s3cret", "ops:pw2"]
+
+
+def test_a_redis_outage_is_not_the_consumers_silence(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Celery's consumer cannot run without its broker and backs off between reconnects: the time
+    # Redis is away, and the reconnect after it, must not make the worker exit (issue 13's fault).
+    now = [1000.0]
+    monkeypatch.setattr(health.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(health.Vitals, "broker_lost", 0.0)
+    monkeypatch.setattr(health.Vitals, "broker_back", 0.0)
+    beat, _ = vouch(stall=15)
+    beat.ready.set()
+    health.Vitals.consumer_tick = now[0]
+    now[0] += 1
+    health.Vitals.broker_unreachable()           # Redis goes away; the consumer stops ticking
+    now[0] += 120                                # two minutes without Redis
+    assert health.Vitals.consumer_silence() == 1.0 and beat.problem() == ""
+    health.Vitals.broker_reachable()             # back; the consumer is still in its backoff
+    now[0] += 20
+    assert health.Vitals.consumer_silence() == 20.0
+    assert beat.problem().startswith("its Celery consumer has not run for 20 s")  # not ready, alive
+    health.Vitals.consumer_tick = now[0]         # reconnected
+    assert beat.problem() == ""
