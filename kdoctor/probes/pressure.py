@@ -40,7 +40,7 @@ import time
 import weakref
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from kdoctor.specs.latency import Latency
@@ -125,6 +125,8 @@ class Pace:
     most 1 s: a request that late would measure the generator, not the target."""
     late_threshold: float = 0.010
     """Requests sent more than this after their due time count as ``late`` (s)."""
+    tokens: int | None = None
+    """The number of tokens, when not ``qps × duration`` (a slice of a schedule: :meth:`share`)."""
 
     @property
     def closed_loop(self) -> bool:
@@ -136,7 +138,27 @@ class Pace:
         """Number of tokens: qps × duration, exactly (0 in closed-loop mode: not known ahead)."""
         if self.closed_loop:
             return 0
+        if self.tokens is not None:
+            return self.tokens
         return round(self.qps * self.duration)
+
+    def share(self, index: int, count: int) -> Pace:
+        """Slice ``index`` of ``count`` of this schedule, for one of ``count`` processes pressing
+        one target together: token ``k`` of the whole schedule goes to slice ``k mod count``, at
+        its own due time. The slices interleave, so together they are exactly this schedule
+        (every token once, none moved) and their totals add up to :attr:`total`.
+
+        Slice ``index`` runs at ``qps / count`` with its phase moved to its first token:
+        its token ``m`` is token ``m × count + index`` of the whole, due at
+        ``t0 + (m × count + index + phase) / qps``.
+        """
+        if not 0 <= index < count:
+            raise ValueError(f"slice {index} of {count} does not exist")
+        if count == 1 or self.closed_loop:
+            return self
+        total = self.total
+        return replace(self, qps=self.qps / count, phase=(index + self.phase) / count,
+                       tokens=max(0, (total - index + count - 1) // count))
 
     @property
     def lateness_bound(self) -> float:
@@ -166,6 +188,24 @@ class DriverStats:
     lag: Latency = field(default_factory=Latency)
     codes: Counter[str] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
+
+    def merge(self, other: DriverStats) -> None:
+        """Add what another driver measured: one target pressed by several processes, each
+        with its slice of the schedule (:meth:`Pace.share`). Counts, histograms, status codes
+        and errors add up; the window is the widest; the instants span both."""
+        for name in ("intended", "sent", "successes", "late", "unsent", "bytes"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        if other.first_send and (not self.first_send or other.first_send < self.first_send):
+            self.first_send = other.first_send
+        self.last_send = max(self.last_send, other.last_send)
+        if other.start and (not self.start or other.start < self.start):
+            self.start = other.start
+        self.end = max(self.end, other.end)
+        self.window = max(self.window, other.window)
+        self.latency.merge(other.latency)
+        self.lag.merge(other.lag)
+        self.codes.update(other.codes)
+        self.errors.update(other.errors)
 
     def achieved_qps(self, qps: float) -> float:
         """Sent requests per second over the schedule window: ``qps`` exactly when every token
