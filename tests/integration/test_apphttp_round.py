@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
+
 from kdoctor.api import Client
 from kdoctor.local.cluster import LocalCluster
 from kdoctor.local.nginx import Nginx
@@ -32,3 +34,28 @@ def test_three_nodes_press_nginx_and_counts_match(make_cluster: Callable[..., Lo
         assert target.intended_qps == QPS
         assert node.generator is not None
     assert received == 3 * QPS * DURATION == report.summary.requests
+
+
+def test_a_node_spreads_its_schedule_over_processes_and_counts_stay_exact(
+        make_cluster: Callable[..., LocalCluster], client: Client) -> None:
+    # One process is trusted with 20 req/s here, so 50 req/s need three: each sends its slice
+    # (34, 33, 33 of the 100), the first merges them, and nginx received exactly the total.
+    with Nginx() as nginx:
+        make_cluster(1, env={"KDOCTOR_GENERATOR_PROCESSES": "3", "KDOCTOR_GENERATOR_LOOP_QPS": "20"})
+        report = client.submit({
+            "apiVersion": "kdoctor.io/v1beta1", "kind": "AppHttpHealthy", "metadata": {"name": "spread"},
+            "spec": {
+                "request": {"qps": 50, "durationInSecond": DURATION, "perRequestTimeoutInMS": 2000},
+                "target": {"host": nginx.url},
+                "expect": {"successRate": 1, "meanAccessDelayInMs": 1000},
+            },
+        }).wait(timeout=60)
+        received = nginx.settled_count()
+    assert report.verdict == "passed", report.reasons
+    node = report.nodes["node-1"]
+    [target] = node.targets
+    assert target.generator_processes == 3 and node.generator is not None and node.generator.processes == 3
+    assert target.requests == target.successes == 50 * DURATION == received
+    assert target.unsent == 0 and target.status_codes == {"200": 50 * DURATION}
+    assert target.latency_ms.count == 50 * DURATION
+    assert target.achieved_qps == pytest.approx(50, rel=0.02)
