@@ -38,7 +38,7 @@ import asyncio
 import contextlib
 import time
 import weakref
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
@@ -238,7 +238,13 @@ class Driver:
         self.clock: Clock = clock or LoopClock()
         self._now = self.clock.now
         self.stats = DriverStats(intended=pace.total)
-        self._backlog: deque[float] = deque()
+        # The backlog is the tokens ``_head`` to ``_next`` (issued, not yet sent or dropped): a
+        # range of the schedule, not a queue of due times, since tokens leave it in order. At a
+        # rate the generator cannot hold, hundreds of thousands of tokens a second are dropped;
+        # as a range they are dropped in one step instead of one queue operation each.
+        self._t0 = 0.0
+        self._head = 0
+        self._bound = pace.lateness_bound
         self._interval = 1.0 / pace.qps if pace.qps > 0 else 0.0
         self._next = 0
         self._drained = asyncio.Event()
@@ -255,7 +261,7 @@ class Driver:
             # Latency counts every request that got an answer, whatever the answer: a 500 took
             # real time. Requests without one (timeout, refused, reset) are errors, not latencies.
             lateness = sent - due - TIMER_SLACK
-            stats.latency.record(now - sent + (lateness if lateness > 0 else 0.0))
+            stats.latency.record_us(int((now - sent + (lateness if lateness > 0 else 0.0)) * 1_000_000))
         if error is not None:
             stats.errors[error] += 1
         if ok:
@@ -268,35 +274,50 @@ class Driver:
                 stats.last_send = now
             elif self.client.in_flight() == 0:
                 self._drained.set()
-        elif self._backlog:
-            self._pump(now)
+        elif self._head < self._next:
+            self._pump(now, once=True)  # one completion frees one slot: the run loop sends the rest
         elif self._finished_sending and self.client.in_flight() == 0:
             self._drained.set()
 
     @property
     def _finished_sending(self) -> bool:
-        return self._next == self.pace.total and not self._backlog
+        return self._head == self.pace.total
 
-    def _pump(self, now: float) -> None:
-        """Send backlogged tokens while capacity lasts; drop those past the lateness bound."""
-        backlog, stats, bound = self._backlog, self.stats, self.pace.lateness_bound
-        while backlog:
-            due = backlog[0]
-            lag = now - due
-            if lag > bound:
-                backlog.popleft()
-                stats.unsent += 1
-                continue
-            if not self.client.try_send(due, now):
-                return
-            backlog.popleft()
+    def _pump(self, now: float, once: bool = False) -> None:
+        """Send backlogged tokens while capacity lasts (``once``: at most one); drop those past
+        the lateness bound."""
+        head, issued = self._head, self._next
+        if head == issued:
+            return
+        stats, bound, client = self.stats, self._bound, self.client
+        t0, phase, interval = self._t0, self.pace.phase, self._interval
+        if now - (t0 + (head + phase) * interval) > bound:
+            # Tokens are due in order: the ones past the bound are a prefix of the backlog. Find
+            # its end arithmetically, then settle it on the exact test used for each token.
+            first = min(issued, max(head, int((now - bound - t0) / interval - phase)))
+            while first > head and not now - (t0 + (first - 1 + phase) * interval) > bound:
+                first -= 1
+            while first < issued and now - (t0 + (first + phase) * interval) > bound:
+                first += 1
+            stats.unsent += first - head
+            head = self._head = first
+        late_threshold, lag_record = self.pace.late_threshold, stats.lag.record_us
+        while head < issued:
+            due = t0 + (head + phase) * interval
+            if not client.try_send(due, now):
+                break
+            head += 1  # clients never complete a request inside try_send: no re-entry here
             stats.sent += 1
             if stats.sent == 1:
                 stats.first_send = now
             stats.last_send = now
-            stats.lag.record(lag if lag > 0 else 0.0)
-            if lag > self.pace.late_threshold:
+            lag = now - due
+            lag_record(int(lag * 1_000_000) if lag > 0 else 0)
+            if lag > late_threshold:
                 stats.late += 1
+            if once:
+                break
+        self._head = head
 
     def _fill(self, now: float) -> None:
         """Closed loop: start requests until the client has no free slot."""
@@ -338,14 +359,19 @@ class Driver:
         if pace.closed_loop:
             return await self._run_closed(t0)
         total, interval, phase = pace.total, self._interval, pace.phase
-        self._next = 0
+        self._t0 = t0
+        self._next = self._head = 0
         last_sweep = 0.0
         while self._next < total:
             now = clock_now()
             horizon = now + EARLY_WINDOW
-            while self._next < total and t0 + (self._next + phase) * interval <= horizon:
-                self._backlog.append(t0 + (self._next + phase) * interval)
-                self._next += 1
+            # Issue every token due by the horizon: found arithmetically, settled on the exact test.
+            issued = min(total, max(self._next, int((horizon - t0) / interval - phase)))
+            while issued > self._next and t0 + (issued - 1 + phase) * interval > horizon:
+                issued -= 1
+            while issued < total and t0 + (issued + phase) * interval <= horizon:
+                issued += 1
+            self._next = issued
             self._pump(now)
             if now - last_sweep >= SWEEP_INTERVAL:
                 self.client.sweep(now)
@@ -355,11 +381,11 @@ class Driver:
                 delay = min(max(wake - clock_now(), TICK), SWEEP_INTERVAL)
                 await clock.sleep(delay)
         # Every token is issued or backlogged: keep pumping and sweeping until nothing is left.
-        while self._backlog or self.client.in_flight():
+        while self._head < total or self.client.in_flight():
             now = clock_now()
             self._pump(now)
             self.client.sweep(now)
-            if not self._backlog and not self.client.in_flight():
+            if self._head == total and not self.client.in_flight():
                 break
             self._drained.clear()
             await clock.wait(self._drained, SWEEP_INTERVAL)
