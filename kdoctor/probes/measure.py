@@ -140,7 +140,8 @@ class GeneratorMonitor:
             busiest = f" (the busiest of {self.processes} processes)" if self.processes > 1 else ""
             reasons.append(f"generator CPU at {percent:.0f}% of a core{busiest}")
         if self.behind:
-            more = f" (and {len(self.behind) - 1} more target(s))" if len(self.behind) > 1 else ""
+            what = "target(s) or process(es)" if self.processes > 1 else "target(s)"
+            more = f" (and {len(self.behind) - 1} more {what})" if len(self.behind) > 1 else ""
             reasons.append(max(self.behind)[1] + more)
         if unsent:
             reasons.append(f"{unsent} request(s) not sent on time")
