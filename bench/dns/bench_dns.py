@@ -309,31 +309,35 @@ def real_round(rounds: Any, port: int, concurrency: int | None) -> dict[str, Any
 def real_round_section(data: Path, rounds: int) -> None:
     from bench.rounds import RealRounds
 
+    # The in-flight bounds of the rounds: dnsperf's 100 (like for like), 2,000 (enough to cover
+    # the server's queue on this machine without flooding it), the spec's default (qps x
+    # timeout, at most 60,000: a flood, the server drops what it cannot take: timeouts).
+    bounds: list[int | None] = [OUTSTANDING, 2000, None]
+    names = [f"{b} in flight" if b else "default bound" for b in bounds]
     print(f"\nreal Netdns round (UDP, qps {ROUND_QPS:,}, {ROUND_SECONDS} s) vs dnsperf -c1 -q{OUTSTANDING}, "
-          f"unbound with 2 threads (no query log), {rounds} interleaved round(s)")
-    print(f"  {'round':>5} | {'dnsperf QPS':>11} | {'ours achieved':>13} {'replies/s':>9} {'/dnsperf':>8} | "
-          f"{'default: achieved':>17} {'replies/s':>9} {'/dnsperf':>8} {'timeouts':>8} | procs | busiest CPU % "
-          "| unsent")
-    pairs = []
+          f"unbound with 2 threads (no query log), {rounds} interleaved round(s); ours: the report's achieved "
+          "rate (sent/s) / replies per second, and replies / dnsperf")
+    print(f"  {'round':>5} | {'dnsperf QPS':>11} | " + " | ".join(f"{n:>30}" for n in names)
+          + " | procs | busiest CPU % | timeouts (default bound)")
+    table: list[list[float]] = []
     with Unbound(threads=2) as server, RealRounds() as real:
-        two = dnsperf_clients(server.port, ROUND_SECONDS, data)
+        twos = []
         for index in range(rounds):
+            twos.append(dnsperf_clients(server.port, ROUND_SECONDS, data))
             ref = dnsperf(server.port, ROUND_SECONDS, None, data)
-            mine = real_round(real, server.port, OUTSTANDING)  # like for like: dnsperf's 100 outstanding
-            wide = real_round(real, server.port, None)
-            pairs.append((ref.throughput, mine["achieved"], mine["replies"], wide["achieved"], wide["replies"]))
-            print(f"  {index + 1:5d} | {ref.throughput:11.0f} | {mine['achieved']:13.0f} {mine['replies']:9.0f} "
-                  f"{mine['replies'] / ref.throughput:8.2f} | {wide['achieved']:17.0f} {wide['replies']:9.0f} "
-                  f"{wide['replies'] / ref.throughput:8.2f} {wide['timeouts']:8d} | {mine['processes']:5d} | "
-                  f"{mine['cpu']:13.0f} | {mine['unsent']}", flush=True)
-    perf, achieved, replies, wide, wide_replies = (statistics.median(p[i] for p in pairs) for i in range(5))
-    print(f"  (ours: {OUTSTANDING} queries in flight, like dnsperf -q{OUTSTANDING}; default: the spec's default, "
-          "qps x timeout, at most 60,000, which floods the server: what it drops are timeouts)")
-    print(f"  the server is no limit for dnsperf -c1: dnsperf -c2 -T2 got {two:.0f} QPS from it "
-          f"({two / perf:.2f} x -c1)")
-    print(f"  real round / dnsperf -c1 -q{OUTSTANDING}: replies per second {replies / perf:.2f} (goal >= 1.0; "
-          f"achieved rate {achieved / perf:.2f}; medians {replies:.0f}, {achieved:.0f} / {perf:.0f}); "
-          f"default concurrency: achieved {wide / perf:.2f}, replies {wide_replies / perf:.2f}")
+            runs = [real_round(real, server.port, bound) for bound in bounds]
+            table.append([ref.throughput] + [r["replies"] for r in runs] + [r["achieved"] for r in runs])
+            cells = [f"{r['achieved']:8.0f} / {r['replies']:8.0f} {r['replies'] / ref.throughput:9.2f}" for r in runs]
+            print(f"  {index + 1:5d} | {ref.throughput:11.0f} | " + " | ".join(f"{c:>30}" for c in cells)
+                  + f" | {runs[0]['processes']:5d} | {runs[0]['cpu']:13.0f} | {runs[-1]['timeouts']}", flush=True)
+    medians = [statistics.median(row[i] for row in table) for i in range(len(table[0]))]
+    perf, replies, achieved = medians[0], medians[1:1 + len(bounds)], medians[1 + len(bounds):]
+    two = statistics.median(twos)
+    print(f"  is the server a limit for dnsperf -c1? dnsperf -c2 -T2 -q200 got {two:.0f} QPS from it "
+          f"(median, {two / perf:.2f} x -c1)")
+    print(f"  real round / dnsperf -c1 -q{OUTSTANDING} (medians; goal >= 1.0), replies per second: "
+          + ", ".join(f"{n} {r / perf:.2f}" for n, r in zip(names, replies, strict=True))
+          + "; achieved rate: " + ", ".join(f"{n} {a / perf:.2f}" for n, a in zip(names, achieved, strict=True)))
 
 
 def dnsperf_clients(port: int, duration: float, data: Path) -> float:
