@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, Pipe
 from typing import Any, Protocol
 
+from kdoctor.lifetime import die_with_parent
 from kdoctor.probes.measure import GeneratorMonitor
 from kdoctor.probes.pressure import DriverStats, Pace
 from kdoctor.specs.latency import Latency
@@ -130,6 +131,8 @@ class Team:
             if pid == 0:  # the helper
                 code = 0
                 try:
+                    # It holds the probe's pipe to the worker too: it must not outlive the probe.
+                    die_with_parent()
                     for peer in peers:
                         peer.close()
                     receiver.close()
