@@ -245,6 +245,10 @@ class Driver:
         self._t0 = 0.0
         self._head = 0
         self._bound = pace.lateness_bound
+        self._phase = pace.phase
+        self._late_threshold = pace.late_threshold
+        self._lag_us = self.stats.lag.record_us
+        self._latency_us = self.stats.latency.record_us
         self._interval = 1.0 / pace.qps if pace.qps > 0 else 0.0
         self._next = 0
         self._drained = asyncio.Event()
@@ -261,7 +265,7 @@ class Driver:
             # Latency counts every request that got an answer, whatever the answer: a 500 took
             # real time. Requests without one (timeout, refused, reset) are errors, not latencies.
             lateness = sent - due - TIMER_SLACK
-            stats.latency.record_us(int((now - sent + (lateness if lateness > 0 else 0.0)) * 1_000_000))
+            self._latency_us(int((now - sent + (lateness if lateness > 0 else 0.0)) * 1_000_000))
         if error is not None:
             stats.errors[error] += 1
         if ok:
@@ -289,23 +293,15 @@ class Driver:
         head, issued = self._head, self._next
         if head == issued:
             return
-        stats, bound, client = self.stats, self._bound, self.client
-        t0, phase, interval = self._t0, self.pace.phase, self._interval
-        if now - (t0 + (head + phase) * interval) > bound:
-            # Tokens are due in order: the ones past the bound are a prefix of the backlog. Find
-            # its end arithmetically, then settle it on the exact test used for each token.
-            first = min(issued, max(head, int((now - bound - t0) / interval - phase)))
-            while first > head and not now - (t0 + (first - 1 + phase) * interval) > bound:
-                first -= 1
-            while first < issued and now - (t0 + (first + phase) * interval) > bound:
-                first += 1
-            stats.unsent += first - head
-            head = self._head = first
-        late_threshold, lag_record = self.pace.late_threshold, stats.lag.record_us
-        while head < issued:
+        t0, phase, interval = self._t0, self._phase, self._interval
+        due = t0 + (head + phase) * interval
+        if now - due > self._bound:
+            head = self._drop(now, head, issued)
+            if head == issued:
+                return
             due = t0 + (head + phase) * interval
-            if not client.try_send(due, now):
-                break
+        stats, client, late_threshold, lag_record = self.stats, self.client, self._late_threshold, self._lag_us
+        while client.try_send(due, now):
             head += 1  # clients never complete a request inside try_send: no re-entry here
             stats.sent += 1
             if stats.sent == 1:
@@ -315,9 +311,24 @@ class Driver:
             lag_record(int(lag * 1_000_000) if lag > 0 else 0)
             if lag > late_threshold:
                 stats.late += 1
-            if once:
+            if once or head == issued:
                 break
+            due = t0 + (head + phase) * interval
         self._head = head
+
+    def _drop(self, now: float, head: int, issued: int) -> int:
+        """Count the backlogged tokens past the lateness bound as unsent; returns the new head.
+        Tokens are due in order, so those are a prefix of the backlog: its end is found
+        arithmetically, then settled on the exact test of each token."""
+        t0, phase, interval, bound = self._t0, self._phase, self._interval, self._bound
+        first = min(issued, max(head, int((now - bound - t0) / interval - phase)))
+        while first > head and not now - (t0 + (first - 1 + phase) * interval) > bound:
+            first -= 1
+        while first < issued and now - (t0 + (first + phase) * interval) > bound:
+            first += 1
+        self.stats.unsent += first - head
+        self._head = first
+        return first
 
     def _fill(self, now: float) -> None:
         """Closed loop: start requests until the client has no free slot."""
