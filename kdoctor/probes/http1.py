@@ -217,12 +217,6 @@ class Http1Pool:
         self.idle.clear()
 
     # -- called by connections ---------------------------------------------------------------
-    def done(self, due: float, sent: float, ok: bool, code: str | None, error: str | None,
-             nbytes: int) -> None:
-        self._busy -= 1
-        assert self.driver is not None
-        self.driver.complete(due, sent, ok, code, error, nbytes)
-
     def retry(self, due: float, sent: float) -> bool:
         """Resend a request whose reused connection turned out to be closed; ``False`` if no
         connection can be opened for it."""
