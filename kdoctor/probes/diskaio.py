@@ -133,8 +133,8 @@ def random_io(fd: int, file_size: int, block: int, depth: int, total_bytes: int,
     """
     blocks = max(1, file_size // block)
     quota = max(1, total_bytes // block)
-    rng = random.Random(depth * 7919 + os.getpid())
-    offsets = [rng.randrange(blocks) * block for _ in range(quota)]
+    # Drawn as they are issued: a quota of millions of requests needs no list of millions.
+    draw = random.Random(depth * 7919 + os.getpid()).randrange
     depth = min(depth, quota)
     calls = _the_calls()
     context = Context(depth)
@@ -172,7 +172,7 @@ def random_io(fd: int, file_size: int, block: int, depth: int, total_bytes: int,
     def issue(slot: int, now: int) -> bool:
         # One request per io_submit, as fio's libaio engine does by default.
         nonlocal issued, inflight
-        words[slot * 8 + 5] = offsets[issued]
+        words[slot * 8 + 5] = draw(blocks) * block
         slots_of[0] = address[slot]
         stamps[slot] = now
         if submit(submit_nr, handle, 1, pbase) != 1:

@@ -57,10 +57,23 @@ ENGINES = ("auto", "libaio", "psync")
 when it cannot), ``psync`` (threads only)."""
 
 
-def _cpu() -> float:
-    """CPU seconds of this process (the probe runs in a process of its own)."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+class _Cpu:
+    """The process's CPU over a phase, as a share of one core (the probe runs in a process of its
+    own, so this is the probe's: its I/O threads, setup and the kernel's work on its behalf)."""
+
+    def __init__(self) -> None:
+        self.cpu0, self.wall0 = self._cpu(), time.perf_counter()
+        self.percent = 0.0
+
+    @staticmethod
+    def _cpu() -> float:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+
+    def stop(self) -> float:
+        wall = max(time.perf_counter() - self.wall0, 1e-9)
+        self.percent = 100.0 * (self._cpu() - self.cpu0) / wall
+        return self.percent
 
 
 def phases(spec: DiskIO) -> int:
@@ -219,7 +232,7 @@ class _Session:
             os.posix_fadvise(file.fd, 0, 0, os.POSIX_FADV_DONTNEED)
 
     def _result(self, profile: Profile, out: diskwork.Outcome, file: _File, *, block: int, depth: int = 1,
-                written: bool, latency_of: str, cpu: float, engine: str = "psync",
+                written: bool, latency_of: str, cpu: _Cpu, engine: str = "psync",
                 direct: bool | None = None) -> DiskProfileResult:
         used = file.direct if direct is None else direct
         if used:
@@ -238,7 +251,7 @@ class _Session:
             mib_per_second=round(out.bytes / MIB / seconds, 3), iops=round(out.operations / seconds, 1),
             complete=out.complete, latency_of=latency_of, latency_ms=out.latency.summary(),
             histogram=out.latency.encode(), engine=engine,
-            cpu_percent=round(100.0 * cpu / seconds, 1) if out.seconds > 0 else 0.0,
+            cpu_percent=round(cpu.percent, 1),
         )
         verdict, reason = judge(result, self.spec.spec.expect)
         if not out.complete and verdict == "passed":
@@ -251,10 +264,10 @@ class _Session:
         os.posix_fallocate(file.fd, 0, size)
         file.size = size
         end = self.deadline()
-        cpu = _cpu()
+        cpu = _Cpu()
         out = await self._in_thread(lambda _: diskwork.write_sequential(
             file.fd, size, dspec.ETCD_BLOCK_BYTES, end, self.stopper, sync_each=True))
-        cpu = _cpu() - cpu
+        cpu.stop()
         self._close(file)
         return [self._result("etcd", out, file, block=dspec.ETCD_BLOCK_BYTES, written=True,
                              latency_of="fdatasync", cpu=cpu)]
@@ -266,10 +279,10 @@ class _Session:
         file.size = req.size_bytes
         block = req.block_size_in_ki_b * 1024
         end = self.deadline()
-        cpu = _cpu()
+        cpu = _Cpu()
         out = await self._in_thread(lambda _: diskwork.write_sequential(
             file.fd, req.size_bytes, block, end, self.stopper, sync_at_end=not file.direct))
-        cpu = _cpu() - cpu
+        cpu.stop()
         self._close(file)
         return [self._result("seqWrite", out, file, block=block, written=True, latency_of="write", cpu=cpu)]
 
@@ -278,10 +291,10 @@ class _Session:
         block = self.spec.spec.request.block_size_in_ki_b * 1024
         self._drop_cache(file)
         end = self.deadline()
-        cpu = _cpu()
+        cpu = _Cpu()
         out = await self._in_thread(lambda _: diskwork.read_sequential(
             file.fd, file.size, block, end, self.stopper))
-        cpu = _cpu() - cpu
+        cpu.stop()
         return [self._result("seqRead", out, file, block=block, written=False, latency_of="read", cpu=cpu)]
 
     async def random(self, profile: Profile) -> list[DiskProfileResult]:
@@ -296,14 +309,14 @@ class _Session:
                 os.posix_fadvise(file.fd, 0, 0, os.POSIX_FADV_RANDOM)
             end = self.deadline()
             engine = self.engine_for(file, depth)
-            cpu = _cpu()
+            cpu = _Cpu()
             if engine == "libaio":
                 out = await self._aio(file, block, depth, end, write=write)
             else:
                 out = await asyncio.to_thread(
                     diskwork.random_io, file.fd, file.size, block, depth, req.size_bytes, end, self.stopper,
                     write=write, sync_at_end=write and not file.direct)
-            cpu = _cpu() - cpu
+            cpu.stop()
             results.append(self._result(profile, out, file, block=block, depth=depth, written=write,
                                         latency_of="write" if write else "read", cpu=cpu, engine=engine))
         return results
