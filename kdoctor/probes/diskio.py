@@ -281,7 +281,7 @@ class _Session:
         end = self.deadline()
         cpu = _Cpu()
         out = await self._in_thread(lambda _: diskwork.write_sequential(
-            file.fd, req.size_bytes, block, end, self.stopper, sync_at_end=not file.direct))
+            file.fd, req.size_bytes, block, end, self.stopper, sync_at_end=True))
         cpu.stop()
         self._close(file)
         return [self._result("seqWrite", out, file, block=block, written=True, latency_of="write", cpu=cpu)]
