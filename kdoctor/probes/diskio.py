@@ -251,7 +251,7 @@ class _Session:
             mib_per_second=round(out.bytes / MIB / seconds, 3), iops=round(out.operations / seconds, 1),
             complete=out.complete, latency_of=latency_of, latency_ms=out.latency.summary(),
             histogram=out.latency.encode(), engine=engine,
-            cpu_percent=round(cpu.percent, 1),
+            cpu_percent=round(cpu.percent, 1), cpu_wait_ms=round(out.waited_ns / 1e6, 3),
         )
         verdict, reason = judge(result, self.spec.spec.expect)
         if not out.complete and verdict == "passed":
@@ -383,12 +383,31 @@ async def run(assignment: Assignment, spec: DiskIO, t0: float, monitor: Generato
         warnings += session.warnings
         warnings += session.close()
     status, reason = node_verdict(results)
+    warnings += contention_notes(assignment.node, results)
     generator = generator_stats(monitor.finish(0), results)
     if generator.saturated:
         warnings.append(f"{assignment.node}: I/O generator saturated ({generator.reason}): those "
                         "figures are the generator's limit, not necessarily the disk's")
     return NodeResult(node=assignment.node, status=status, reason=reason, profiles=results, warnings=warnings,
                       generator=generator)
+
+
+CPU_WAIT_SHARE = 0.02
+"""A profile whose I/O threads waited for a CPU this share of its time gets a warning."""
+
+
+def contention_notes(node: str, profiles: list[DiskProfileResult]) -> list[str]:
+    """Warnings for profiles whose I/O threads waited for a CPU: the latency of each I/O includes
+    the wake-up after it, so other processes on the node's cores show in the tail (one scheduler
+    tick, 4 ms at HZ=250, per I/O that waited), not the disk."""
+    notes = []
+    for p in profiles:
+        threads = p.queue_depth if p.engine == "psync" else 1
+        if p.seconds > 0 and p.cpu_wait_ms / 1000 >= CPU_WAIT_SHARE * p.seconds * threads:
+            notes.append(f"{node}: {p.name}: the I/O thread(s) waited {p.cpu_wait_ms:.0f} ms for a CPU over "
+                         f"{p.seconds:.1f} s: other processes share this node's cores, and the latency tail "
+                         "includes that wait, not only the disk's")
+    return notes
 
 
 def generator_stats(whole: GeneratorStats, profiles: list[DiskProfileResult]) -> GeneratorStats:

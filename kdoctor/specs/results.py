@@ -127,6 +127,8 @@ class DiskProfileResult(ResultModel):
                         "blocking pread/pwrite (fio's psync).")
     cpu_percent: float = Field(default=0.0, description="The probe's CPU over this profile, in % of one core; "
                                "at 90 % the generator may be the limit, not the disk.")
+    cpu_wait_ms: float = Field(default=0.0, description="How long the probe's I/O threads were ready to run but "
+                               "waited for a CPU (run-queue wait, /proc schedstat), summed over the threads.")
     verdict: Verdict = "failed"
     reason: str = ""
 

@@ -129,3 +129,20 @@ def test_disk_engine_setting_is_checked() -> None:
     assert Settings.from_env({"KDOCTOR_DISK_ENGINE": "psync"}).disk_engine == "psync"
     with pytest.raises(ValueError, match="KDOCTOR_DISK_ENGINE"):
         Settings.from_env({"KDOCTOR_DISK_ENGINE": "uring"})
+
+
+def test_waiting_for_a_cpu_is_measured_and_said() -> None:
+    # The kernel's run-queue wait of this thread moves forward (or is 0 where it is not told).
+    assert diskwork.run_queue_wait_ns() >= 0
+    waited = DiskProfileResult(name="etcd", profile="etcd", seconds=2.0, cpu_wait_ms=80.0)
+    calm = DiskProfileResult(name="seqRead", profile="seqRead", seconds=2.0, cpu_wait_ms=1.0)
+    threads = DiskProfileResult(name="randRead/qd32", profile="randRead", queue_depth=32, engine="psync",
+                                seconds=1.0, cpu_wait_ms=100.0)  # 32 threads: 0.3 % each
+    (note,) = diskio.contention_notes("n", [waited, calm, threads])
+    assert note.startswith("n: etcd: the I/O thread(s) waited 80 ms for a CPU over 2.0 s")
+
+
+def test_profiles_report_their_cpu_wait(tmp_path: Path) -> None:
+    result = run(spec(profiles=["etcd", "randRead"], queueDepths=[4], sizeInMiB=1), tmp_path)
+    assert all(p.cpu_wait_ms >= 0 for p in result.profiles)
+    assert all(p.cpu_percent > 0 for p in result.profiles)
