@@ -16,8 +16,9 @@ Why the system calls through :mod:`ctypes` rather than a binding (checked 2026-1
   aligned as O_DIRECT requires (every read failed with EINVAL); ``prep_readv`` over memoryview
   iovecs ran, but about one completion in eight read back ``res == 0`` when a batch was drained
   through ``Cqe[i]``, and the binding itself warns that batch peeking may segfault;
-* ``libaio`` (0.9.5) wraps the system library ``libaio.so.1`` (one more package in every node's
-  image) with Python objects and a callback per request;
+* ``libaio`` (0.9.5) is itself ctypes, over the system library ``libaio.so.1`` (one more
+  package in every node's image), with an ``AIOBlock`` object and an ``onCompletion`` callback
+  per request: the same system calls with more Python per I/O;
 * ``caio`` completes each request through an asyncio future: far more Python per I/O than a
   4 KiB read can carry at 100 k IOPS.
 
