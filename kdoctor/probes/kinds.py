@@ -72,6 +72,8 @@ class NodeContext:
     objects: ApiObjects | None = None
     """Where ConfigMaps and Secrets named by a spec are read (AppHttpHealthy's body and TLS);
     ``None``: nowhere, the names are local paths."""
+    disk_engine: str = "auto"
+    """DiskIO's engine for queue depths above 1 (``KDOCTOR_DISK_ENGINE``)."""
 
 
 def request_budget(spec: NetReach | AppHttpHealthy | Netdns) -> float:
