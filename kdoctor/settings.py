@@ -166,6 +166,13 @@ class Settings:
         "The only directory under which a worker may write (DiskIO test files); DiskIO's "
         "`target.directory` is relative to it. `kdoctor worker --data-dir` overrides it.",
     )
+    disk_engine: str = _field(
+        "KDOCTOR_DISK_ENGINE",
+        "auto",
+        "DiskIO's engine for randRead/randWrite above queue depth 1: `auto` (Linux native AIO on "
+        "O_DIRECT files where the kernel allows it, else threads), `libaio` (the same, with a "
+        "warning when it falls back), `psync` (one thread per request in flight, as before).",
+    )
     inventory: str = _field(
         "KDOCTOR_INVENTORY",
         "",
@@ -300,6 +307,10 @@ class Settings:
         "files that do), so mount it from a Secret. Empty: no notifications.",
     )
     log_level: str = _field("KDOCTOR_LOG_LEVEL", "WARNING", "Log level of kdoctor processes.")
+
+    def __post_init__(self) -> None:
+        if self.disk_engine not in ("auto", "libaio", "psync"):
+            raise ValueError(f"KDOCTOR_DISK_ENGINE={self.disk_engine!r}: use auto, libaio or psync")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -5,25 +5,32 @@ from round to round so that drift of a shared disk does not favour one side), an
 round is ours / fio *of that round*. The summary gives, per measurement, the median of fio's and of
 our figures and the median of the per-round ratios; never a ratio of figures from different rounds.
 
-=================  =============================================  ================  ==========
-measurement        fio                                            kdoctor profile   goal
-=================  =============================================  ================  ==========
-etcd p99           --rw=write --ioengine=sync --fdatasync=1       etcd              0.85-1.15
-                   --bs=2300 --size=22m (sync percentiles)
-seqWrite MiB/s     --rw=write --bs=1M --direct=1 --ioengine=psync seqWrite          >= 0.9
-seqRead MiB/s      --rw=read --bs=1M --direct=1 --ioengine=psync  seqRead           >= 0.9
-randRead qd1 IOPS  --rw=randread --bs=4k --direct=1 psync         randRead qd 1     >= 0.8
-randRead qd32      same with --ioengine=libaio --iodepth=32       randRead qd 32    >= 0.5
-=================  =============================================  ================  ==========
+======================  ===========================================  =====================  ==========
+measurement             fio                                          kdoctor                goal
+======================  ===========================================  =====================  ==========
+etcd p99 (in process)   --rw=write --ioengine=sync --fdatasync=1     etcd, diskio.run       0.9-1.1
+                        --bs=2300 --size=22m (sync percentiles),
+                        run before and after ours
+etcd p99 (real round)   the same                                     etcd through a worker  0.9-1.1
+seqWrite MiB/s          --rw=write --bs=1M --direct=1 psync          seqWrite               0.9-1.1
+                        --end_fsync=1
+seqRead MiB/s           --rw=read --bs=1M --direct=1 --ioengine=psync seqRead               0.9-1.1
+randRead qd1 IOPS       --rw=randread --bs=4k --direct=1 psync       randRead qd 1          >= 0.8
+randRead qd32           same with --ioengine=libaio --iodepth=32     randRead qd 32         >= 0.8
+======================  ===========================================  =====================  ==========
 
-Usage: ``.venv/bin/python bench/disk/bench.py [--quick] [--rounds N] [--dir DIR]``.
-Installs nothing: fio comes from ./scripts/install.
+The real round (:mod:`rounds`): a private redis-server, ``kdoctor coordinator`` and ``kdoctor
+worker``, the spec submitted through ``kdoctor.api``. Both etcd ratios are against the mean of
+fio's p99 just before and just after ours (a p99 follows the machine's moment more than the tool).
+Usage: ``.venv/bin/python bench/disk/bench.py [--quick] [--rounds N]
+[--dir DIR] [--no-real]``. Installs nothing: fio comes from ./scripts/install.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -43,6 +50,9 @@ from kdoctor.specs.diskio import DiskIO
 from kdoctor.specs.loading import validate
 from kdoctor.specs.plan import Assignment
 from kdoctor.specs.results import DiskProfileResult
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import rounds as rounds_mod  # bench/disk/rounds.py, beside this file
 
 MIB = 1024 * 1024
 
@@ -76,6 +86,18 @@ class Workload:
     figures: list[Figure]
     fio: Callable[[str, Sizes], dict[str, float]]
     ours: Callable[[str, Sizes], dict[str, float]]
+    fio_params: str = ""
+    our_params: str = ""
+    bracket: bool = False
+    """fio runs before and after ours (its figures are the mean of the two)."""
+
+
+ENGINES: dict[str, str] = {}
+"""The engine each of our measurements ran (the DiskIO result's ``engine``), by profile name."""
+WAITS: list[float] = []
+"""cpuWaitMs of our measurements, the last one printed with its round's line."""
+ROUNDS: list[Any] = []
+"""The real node (:class:`rounds.Rounds`) when the bench runs real rounds."""
 
 
 def fio(directory: str, *args: str) -> dict[str, Any]:
@@ -101,6 +123,8 @@ def ours(directory: str, profile: str, size_mib: int, **request: Any) -> DiskPro
     result = asyncio.run(diskio.run(assignment, spec, time.perf_counter(), GeneratorMonitor(), node))
     if len(result.profiles) != 1:
         raise SystemExit(f"kdoctor {profile}: {result.status}: {result.reason}")
+    ENGINES[result.profiles[0].name] = result.profiles[0].engine
+    WAITS.append(result.profiles[0].cpu_wait_ms)
     return result.profiles[0]
 
 
@@ -115,6 +139,13 @@ def _ours_etcd(d: str, s: Sizes) -> dict[str, float]:
     return {"p99": float(lat.p99 or 0.0), "p50": float(lat.p50 or 0.0)}
 
 
+def _real_etcd(d: str, s: Sizes) -> dict[str, float]:
+    result = ROUNDS[0].run("etcd", s.etcd_mib)
+    WAITS.append(result.cpu_wait_ms)
+    lat = result.latency_ms
+    return {"p99": float(lat.p99 or 0.0), "p50": float(lat.p50 or 0.0)}
+
+
 def _fio_rand(depth: int) -> Callable[[str, Sizes], dict[str, float]]:
     engine = ["--ioengine=psync"] if depth == 1 else ["--ioengine=libaio", f"--iodepth={depth}"]
     return lambda d, s: {"iops": fio(d, "--rw=randread", "--bs=4k", "--direct=1", "--norandommap", *engine,
@@ -125,23 +156,38 @@ def _ours_rand(depth: int) -> Callable[[str, Sizes], dict[str, float]]:
     return lambda d, s: {"iops": ours(d, "randRead", s.rand_mib, queueDepths=[depth]).iops}
 
 
+_ETCD = "--rw=write --ioengine=sync --fdatasync=1 --bs=2300 --size={etcd}m"
+_SEQ = "--rw={rw} --bs=1M --direct=1 --ioengine=psync --size={seq}m"
+_RAND = "--rw=randread --bs=4k --direct=1 --norandommap --size={rand}m"
+ETCD_GOAL = Figure("p99", "ms", lambda r: 0.9 <= r <= 1.1, "0.9-1.1")
+BAND = Figure("bw", "MiB/s", lambda r: 0.9 <= r <= 1.1, "0.9-1.1")
 WORKLOADS = [
-    Workload("etcd fdatasync", [Figure("p99", "ms", lambda r: 0.85 <= r <= 1.15, "0.85-1.15"),
-                                Figure("p50", "ms", None, "(shown)")],
-             _fio_etcd, _ours_etcd),
-    Workload("seqWrite 1 MiB", [Figure("bw", "MiB/s", lambda r: r >= 0.9, ">= 0.9")],
-             lambda d, s: {"bw": fio(d, "--rw=write", "--bs=1M", "--direct=1", "--ioengine=psync",
+    Workload("etcd fdatasync", [ETCD_GOAL, Figure("p50", "ms", None, "(shown)")], _fio_etcd, _ours_etcd,
+             _ETCD + " (before and after)",
+             "etcd: 2300 B pwrite + fdatasync, new file posix_fallocate'd to {etcd} MiB, in process",
+             bracket=True),
+    Workload("seqWrite 1 MiB", [BAND],
+             lambda d, s: {"bw": fio(d, "--rw=write", "--bs=1M", "--direct=1", "--ioengine=psync", "--end_fsync=1",
                                      f"--size={s.seq_mib}m")["write"]["bw_bytes"] / MIB},
-             lambda d, s: {"bw": ours(d, "seqWrite", s.seq_mib).mib_per_second}),
-    Workload("seqRead 1 MiB", [Figure("bw", "MiB/s", lambda r: r >= 0.9, ">= 0.9")],
+             lambda d, s: {"bw": ours(d, "seqWrite", s.seq_mib).mib_per_second},
+             _SEQ.format(rw="write", seq="{seq}") + " --end_fsync=1",
+             "seqWrite: 1 MiB O_DIRECT pwrite, new file posix_fallocate'd to {seq} MiB, fdatasync at the end "
+             "inside the timing"),
+    Workload("seqRead 1 MiB", [BAND],
              lambda d, s: {"bw": fio(d, "--rw=read", "--bs=1M", "--direct=1", "--ioengine=psync",
                                      f"--size={s.seq_mib}m")["read"]["bw_bytes"] / MIB},
-             lambda d, s: {"bw": ours(d, "seqRead", s.seq_mib).mib_per_second}),
+             lambda d, s: {"bw": ours(d, "seqRead", s.seq_mib).mib_per_second},
+             _SEQ.format(rw="read", seq="{seq}"), "seqRead: 1 MiB O_DIRECT preadv of a {seq} MiB file laid out first"),
     Workload("randRead 4 KiB qd1", [Figure("iops", "IOPS", lambda r: r >= 0.8, ">= 0.8")],
-             _fio_rand(1), _ours_rand(1)),
-    Workload("randRead 4 KiB qd32", [Figure("iops", "IOPS", lambda r: r >= 0.5, ">= 0.5")],
-             _fio_rand(32), _ours_rand(32)),
+             _fio_rand(1), _ours_rand(1), _RAND + " --ioengine=psync",
+             "randRead queueDepths [1]: preadv of 4 KiB O_DIRECT at random offsets, {rand} MiB in all"),
+    Workload("randRead 4 KiB qd32", [Figure("iops", "IOPS", lambda r: r >= 0.8, ">= 0.8")],
+             _fio_rand(32), _ours_rand(32), _RAND + " --ioengine=libaio --iodepth=32",
+             "randRead queueDepths [32]: engine auto (libaio where the kernel allows), {rand} MiB in all"),
 ]
+REAL = Workload("etcd real round", [ETCD_GOAL, Figure("p50", "ms", None, "(shown)")], _fio_etcd, _real_etcd,
+                _ETCD + " (before and after)", "etcd through kdoctor coordinator + worker (real round)",
+                bracket=True)
 
 
 def main() -> int:
@@ -149,6 +195,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="smaller files, fewer rounds")
     parser.add_argument("--rounds", type=int, default=None, help="rounds (default 5, quick 3)")
     parser.add_argument("--dir", default=None, help="directory to test (default: a new one under /var/tmp)")
+    parser.add_argument("--no-real", action="store_true", help="skip the etcd profile through a real round")
     args = parser.parse_args()
     if shutil.which("fio") is None:
         print("fio is not installed: run ./scripts/install", file=sys.stderr)
@@ -161,13 +208,27 @@ def main() -> int:
     place.close()
     print(f"directory {directory} ({fs}); {rounds} round(s); etcd {sizes.etcd_mib} MiB, seq "
           f"{sizes.seq_mib} MiB, random {sizes.rand_mib} MiB of 4 KiB I/O; {os.cpu_count()} CPUs")
-    rows = [(w, f) for w in WORKLOADS for f in w.figures]
+    workloads = WORKLOADS if args.no_real else [WORKLOADS[0], REAL, *WORKLOADS[1:]]
+    values = {"etcd": sizes.etcd_mib, "seq": sizes.seq_mib, "rand": sizes.rand_mib}
+    print(f"\n{'measurement':22} {'fio':72} kdoctor")
+    for work in workloads:
+        print(f"{work.name:22} {work.fio_params.format(**values):72} {work.our_params.format(**values)}")
+    print()
+    rows = [(w, f) for w in workloads for f in w.figures]
     figures: dict[tuple[str, str], list[tuple[float, float]]] = {(w.name, f.name): [] for w, f in rows}
+    stack = contextlib.ExitStack()
     try:
+        if not args.no_real:
+            ROUNDS.append(stack.enter_context(rounds_mod.real_node(directory)))
         for number in range(rounds):
-            for work in WORKLOADS:
+            for work in workloads:
                 # Alternate who goes first, so a drifting disk does not favour one side.
-                if number % 2 == 0:
+                if work.bracket:
+                    before = work.fio(directory, sizes)
+                    mine = work.ours(directory, sizes)
+                    after = work.fio(directory, sizes)
+                    theirs = {k: (before[k] + after[k]) / 2 for k in before}
+                elif number % 2 == 0:
                     theirs = work.fio(directory, sizes)
                     mine = work.ours(directory, sizes)
                 else:
@@ -176,9 +237,12 @@ def main() -> int:
                 for fig in work.figures:
                     figures[(work.name, fig.name)].append((theirs[fig.name], mine[fig.name]))
                     print(f"  round {number + 1} {work.name + ' ' + fig.name:26} fio {theirs[fig.name]:10.2f}  "
-                          f"kdoctor {mine[fig.name]:10.2f} {fig.unit:5} ratio {mine[fig.name] / theirs[fig.name]:.2f}",
+                          f"kdoctor {mine[fig.name]:10.2f} {fig.unit:5} ratio {mine[fig.name] / theirs[fig.name]:.2f}"
+                          + (f"  (our I/O thread waited {WAITS[-1]:.1f} ms for a CPU)" if WAITS else ""),
                           flush=True)
+                WAITS.clear()
     finally:
+        stack.close()
         if args.dir is None:
             shutil.rmtree(directory, ignore_errors=True)
     print()
@@ -198,6 +262,7 @@ def main() -> int:
               f"{statistics.median(p[1] for p in pairs):12.2f} {' '.join(f'{r:.2f}' for r in ratios):>30} "
               f"{ratio:13.2f}  {fig.goal_text} {verdict}")
     print("\nratio = kdoctor / fio of the same round; median ratio = median of those per-round ratios.")
+    print("kdoctor engines: " + ", ".join(f"{name} {engine}" for name, engine in sorted(ENGINES.items())))
     return 1 if failed else 0
 
 

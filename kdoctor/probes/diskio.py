@@ -10,12 +10,30 @@ randRead    4 KiB reads, depth N        laid out first      each read           
 randWrite   4 KiB writes, depth N       laid out first      each write             minIops(ByDepth)
 ==========  ==========================  ==================  =====================  ================
 
+Engines (each result names its own, ``engine``): the random profiles at a depth above 1 on an
+O_DIRECT file use Linux native AIO (``libaio``, :mod:`kdoctor.probes.diskaio`: one thread keeps N
+requests in flight, as fio's libaio engine); everything else, and the fallback where AIO is not
+available or ``KDOCTOR_DISK_ENGINE=psync``, is ``psync``: N threads, each a blocking
+``pread``/``pwrite`` (:mod:`kdoctor.probes.diskwork`), which the GIL caps well below a fast disk at
+depth 32. Each profile reports the probe's CPU over its timed window; at
+:data:`~kdoctor.probes.measure.SATURATED_CPU_PERCENT` of a core the generator, not the disk, may be
+the limit, and the node's ``generator`` block and warnings say so.
+
 Needs: a writable directory under the worker's data directory (a hostPath in Kubernetes); no
 privileges. Safety: the directory is opened by :mod:`kdoctor.probes.diskplace` (no escape, free
 space checked before writing, files always removed). Bandwidth and IOPS use O_DIRECT where the
 filesystem supports it; otherwise buffered I/O with the page cache dropped before reads
 (``posix_fadvise(DONTNEED)``) and writes flushed inside the timing, and the report says so.
 The etcd profile is buffered on purpose: that is what etcd's WAL (and fio's recipe) does.
+seqWrite ends with an fdatasync inside the timing even with O_DIRECT (fio ``--end_fsync=1``):
+O_DIRECT bypasses the page cache, not the device's volatile write cache, and without the flush the
+figure was that cache's speed (issue 17: 0.94-1.44 x fio from one run to the next).
+
+Each profile also reports ``cpuWaitMs``, the time its I/O threads were ready to run but waited for
+a CPU (``/proc/thread-self/schedstat``): a latency ends when the thread that timed it runs again,
+so on a node whose cores are busy, the etcd p99 is a scheduler tick (4 ms at HZ=250) whatever the
+disk does (measured in issue 17: the p99 of real rounds followed that wait, fio's alike); a
+profile that waited 2 % of its time gets a warning.
 """
 
 from __future__ import annotations
@@ -23,25 +41,48 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import resource
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from kdoctor.probes import diskplace, diskwork
+from kdoctor.probes import diskaio, diskplace, diskwork
 from kdoctor.probes.kinds import Kind, NodeContext
-from kdoctor.probes.measure import GeneratorMonitor
+from kdoctor.probes.measure import SATURATED_CPU_PERCENT, GeneratorMonitor
 from kdoctor.specs import diskio as dspec
 from kdoctor.specs.diskio import DiskExpect, DiskIO, Profile
 from kdoctor.specs.nodes import NodeInfo
 from kdoctor.specs.plan import Assignment, PlannedTarget, RoundContext
-from kdoctor.specs.results import DiskProfileResult, NodeResult, Verdict
+from kdoctor.specs.results import DiskProfileResult, GeneratorStats, NodeResult, Verdict
 
 MIB = 1024 * 1024
 # Opening the directory, probing O_DIRECT and removing the files; kept out of the profiles' time.
 SETUP_SECONDS = 2.0
 # How long a stopped probe waits for its I/O threads before reporting anyway.
 HALT_SECONDS = 1.0
+ENGINES = ("auto", "libaio", "psync")
+"""``KDOCTOR_DISK_ENGINE``: ``auto`` (libaio where it can run), ``libaio`` (the same, and a warning
+when it cannot), ``psync`` (threads only)."""
+
+
+class _Cpu:
+    """The process's CPU over a phase, as a share of one core (the probe runs in a process of its
+    own, so this is the probe's: its I/O threads, setup and the kernel's work on its behalf)."""
+
+    def __init__(self) -> None:
+        self.cpu0, self.wall0 = self._cpu(), time.perf_counter()
+        self.percent = 0.0
+
+    @staticmethod
+    def _cpu() -> float:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+
+    def stop(self) -> float:
+        wall = max(time.perf_counter() - self.wall0, 1e-9)
+        self.percent = 100.0 * (self._cpu() - self.cpu0) / wall
+        return self.percent
 
 
 def phases(spec: DiskIO) -> int:
@@ -131,8 +172,32 @@ class _Session:
     spec: DiskIO
     end: float
     stopper: diskwork.Stopper = field(default_factory=diskwork.Stopper)
+    engine: str = "auto"
     fds: list[int] = field(default_factory=list)
     shared: _File | None = None
+    warnings: list[str] = field(default_factory=list)
+    _aio_missing: str | None = None
+
+    def engine_for(self, file: _File, depth: int) -> str:
+        """``libaio`` or ``psync`` for a random profile at ``depth`` on ``file``; a fallback the
+        user asked not to have is said once in the warnings."""
+        if depth == 1 or self.engine == "psync":
+            return "psync"
+        why = ""
+        if not file.direct:
+            why = "the file is buffered (AIO on a buffered file blocks in io_submit)"
+        else:
+            if self._aio_missing is None:
+                self._aio_missing = diskaio.unavailable()
+            if self._aio_missing:
+                why = f"Linux AIO is not available here ({self._aio_missing})"
+        if not why:
+            return "libaio"
+        note = (f"queue depths above 1 ran with the psync engine (one thread per request in flight, "
+                f"bound by Python's GIL: compare with fio --ioengine=psync --numjobs=N): {why}")
+        if (self.engine == "libaio" or file.direct) and note not in self.warnings:
+            self.warnings.append(note)
+        return "psync"
 
     def deadline(self) -> float:
         return min(time.perf_counter() + self.spec.spec.request.duration_in_second, self.end)
@@ -140,6 +205,11 @@ class _Session:
     async def _in_thread(self, work: Callable[[int], diskwork.Outcome]) -> diskwork.Outcome:
         # Through in_threads, so that Stopper.halt can join the thread before its file is closed.
         return await asyncio.to_thread(diskwork.in_threads, self.stopper, 1, work)
+
+    async def _aio(self, file: _File, block: int, depth: int, end: float, *, write: bool) -> diskwork.Outcome:
+        size = self.spec.spec.request.size_bytes
+        return await self._in_thread(lambda _: diskaio.random_io(
+            file.fd, file.size, block, depth, size, end, self.stopper, write=write))
 
     def _open(self, tag: str, direct: bool) -> _File:
         fd, name, used = self.place.new_file(tag, direct)
@@ -171,9 +241,12 @@ class _Session:
             os.posix_fadvise(file.fd, 0, 0, os.POSIX_FADV_DONTNEED)
 
     def _result(self, profile: Profile, out: diskwork.Outcome, file: _File, *, block: int, depth: int = 1,
-                written: bool, latency_of: str, direct: bool | None = None) -> DiskProfileResult:
+                written: bool, latency_of: str, cpu: _Cpu, engine: str = "psync",
+                direct: bool | None = None) -> DiskProfileResult:
         used = file.direct if direct is None else direct
-        if used:
+        if used and profile == "seqWrite":
+            cache = "bypassed (O_DIRECT); the device's write cache flushed by fdatasync inside the timing"
+        elif used:
             cache = "bypassed (O_DIRECT)"
         elif latency_of == "fdatasync" or written:
             cache = "buffered; flushed by fdatasync inside the timing"
@@ -188,7 +261,8 @@ class _Session:
             operations=out.operations, seconds=round(out.seconds, 6),
             mib_per_second=round(out.bytes / MIB / seconds, 3), iops=round(out.operations / seconds, 1),
             complete=out.complete, latency_of=latency_of, latency_ms=out.latency.summary(),
-            histogram=out.latency.encode(),
+            histogram=out.latency.encode(), engine=engine,
+            cpu_percent=round(cpu.percent, 1), cpu_wait_ms=round(out.waited_ns / 1e6, 3),
         )
         verdict, reason = judge(result, self.spec.spec.expect)
         if not out.complete and verdict == "passed":
@@ -201,11 +275,13 @@ class _Session:
         os.posix_fallocate(file.fd, 0, size)
         file.size = size
         end = self.deadline()
+        cpu = _Cpu()
         out = await self._in_thread(lambda _: diskwork.write_sequential(
             file.fd, size, dspec.ETCD_BLOCK_BYTES, end, self.stopper, sync_each=True))
+        cpu.stop()
         self._close(file)
         return [self._result("etcd", out, file, block=dspec.ETCD_BLOCK_BYTES, written=True,
-                             latency_of="fdatasync")]
+                             latency_of="fdatasync", cpu=cpu)]
 
     async def seq_write(self) -> list[DiskProfileResult]:
         req = self.spec.spec.request
@@ -214,19 +290,23 @@ class _Session:
         file.size = req.size_bytes
         block = req.block_size_in_ki_b * 1024
         end = self.deadline()
+        cpu = _Cpu()
         out = await self._in_thread(lambda _: diskwork.write_sequential(
-            file.fd, req.size_bytes, block, end, self.stopper, sync_at_end=not file.direct))
+            file.fd, req.size_bytes, block, end, self.stopper, sync_at_end=True))
+        cpu.stop()
         self._close(file)
-        return [self._result("seqWrite", out, file, block=block, written=True, latency_of="write")]
+        return [self._result("seqWrite", out, file, block=block, written=True, latency_of="write", cpu=cpu)]
 
     async def seq_read(self) -> list[DiskProfileResult]:
         file = await self._shared_file()
         block = self.spec.spec.request.block_size_in_ki_b * 1024
         self._drop_cache(file)
         end = self.deadline()
+        cpu = _Cpu()
         out = await self._in_thread(lambda _: diskwork.read_sequential(
             file.fd, file.size, block, end, self.stopper))
-        return [self._result("seqRead", out, file, block=block, written=False, latency_of="read")]
+        cpu.stop()
+        return [self._result("seqRead", out, file, block=block, written=False, latency_of="read", cpu=cpu)]
 
     async def random(self, profile: Profile) -> list[DiskProfileResult]:
         req = self.spec.spec.request
@@ -239,11 +319,17 @@ class _Session:
             if not file.direct:
                 os.posix_fadvise(file.fd, 0, 0, os.POSIX_FADV_RANDOM)
             end = self.deadline()
-            out = await asyncio.to_thread(
-                diskwork.random_io, file.fd, file.size, block, depth, req.size_bytes, end, self.stopper,
-                write=write, sync_at_end=write and not file.direct)
+            engine = self.engine_for(file, depth)
+            cpu = _Cpu()
+            if engine == "libaio":
+                out = await self._aio(file, block, depth, end, write=write)
+            else:
+                out = await asyncio.to_thread(
+                    diskwork.random_io, file.fd, file.size, block, depth, req.size_bytes, end, self.stopper,
+                    write=write, sync_at_end=write and not file.direct)
+            cpu.stop()
             results.append(self._result(profile, out, file, block=block, depth=depth, written=write,
-                                        latency_of="write" if write else "read"))
+                                        latency_of="write" if write else "read", cpu=cpu, engine=engine))
         return results
 
     def close(self) -> list[str]:
@@ -280,7 +366,7 @@ async def run(assignment: Assignment, spec: DiskIO, t0: float, monitor: Generato
     """Run every requested profile under ``node.data_dir``, starting at ``t0``; always clean up."""
     request = spec.spec.request
     place = diskplace.open_place(node.data_dir, spec.spec.target.directory)
-    session = _Session(place, spec, end=t0 + budget(spec) - SETUP_SECONDS / 2)
+    session = _Session(place, spec, end=t0 + budget(spec) - SETUP_SECONDS / 2, engine=node.disk_engine)
     results: list[DiskProfileResult] = []
     warnings: list[str] = []
     try:
@@ -305,9 +391,45 @@ async def run(assignment: Assignment, spec: DiskIO, t0: float, monitor: Generato
             else:
                 results += await session.random(profile)
     finally:
+        warnings += session.warnings
         warnings += session.close()
     status, reason = node_verdict(results)
-    return NodeResult(node=assignment.node, status=status, reason=reason, profiles=results, warnings=warnings)
+    warnings += contention_notes(assignment.node, results)
+    generator = generator_stats(monitor.finish(0), results)
+    if generator.saturated:
+        warnings.append(f"{assignment.node}: I/O generator saturated ({generator.reason}): those "
+                        "figures are the generator's limit, not necessarily the disk's")
+    return NodeResult(node=assignment.node, status=status, reason=reason, profiles=results, warnings=warnings,
+                      generator=generator)
+
+
+CPU_WAIT_SHARE = 0.02
+"""A profile whose I/O threads waited for a CPU this share of its time gets a warning."""
+
+
+def contention_notes(node: str, profiles: list[DiskProfileResult]) -> list[str]:
+    """Warnings for profiles whose I/O threads waited for a CPU: the latency of each I/O includes
+    the wake-up after it, so other processes on the node's cores show in the tail (one scheduler
+    tick, 4 ms at HZ=250, per I/O that waited), not the disk."""
+    notes = []
+    for p in profiles:
+        threads = p.queue_depth if p.engine == "psync" else 1
+        if p.seconds > 0 and p.cpu_wait_ms / 1000 >= CPU_WAIT_SHARE * p.seconds * threads:
+            notes.append(f"{node}: {p.name}: the I/O thread(s) waited {p.cpu_wait_ms:.0f} ms for a CPU over "
+                         f"{p.seconds:.1f} s: other processes share this node's cores, and the latency tail "
+                         "includes that wait, not only the disk's")
+    return notes
+
+
+def generator_stats(whole: GeneratorStats, profiles: list[DiskProfileResult]) -> GeneratorStats:
+    """The node's generator block: CPU of the whole run, judged profile by profile (a run that
+    mostly waits on fdatasync must not hide a random profile that kept a core busy)."""
+    busy = [p for p in profiles if p.cpu_percent >= SATURATED_CPU_PERCENT]
+    if not busy:
+        return whole.model_copy(update={"saturated": False, "reason": ""})
+    shown = ", ".join(f"{p.name} ({p.engine}) at {p.cpu_percent:.0f}%" for p in busy)
+    return whole.model_copy(update={"saturated": True, "reason": f"CPU of a core: {shown}",
+                                    "cpu_percent": max(p.cpu_percent for p in busy)})
 
 
 KIND: Kind[DiskIO] = Kind("DiskIO", plan, run, budget, serial)

@@ -30,8 +30,11 @@ class Outcome:
     seconds: float = 0.0
     complete: bool = True
     latency: Latency = field(default_factory=Latency)
+    waited_ns: int = 0
+    """Time the loop's threads were ready to run but waited for a CPU (run-queue wait)."""
 
     def add(self, other: Outcome) -> None:
+        self.waited_ns += other.waited_ns
         self.operations += other.operations
         self.bytes += other.bytes
         self.seconds = max(self.seconds, other.seconds)
@@ -62,13 +65,27 @@ def _buffer(size: int) -> mmap.mmap:
     return buf
 
 
+def run_queue_wait_ns() -> int:
+    """Nanoseconds the calling thread has waited on a run queue (``/proc/thread-self/schedstat``,
+    second field); 0 where the kernel does not tell."""
+    try:
+        with open("/proc/thread-self/schedstat", "rb") as stat:
+            return int(stat.read().split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
 def in_threads(stopper: Stopper, count: int, work: Callable[[int], Outcome]) -> Outcome:
-    """Run ``work(i)`` in ``count`` threads at once; the merged outcome (first error re-raised)."""
+    """Run ``work(i)`` in ``count`` threads at once; the merged outcome (first error re-raised),
+    with the time the threads waited for a CPU."""
     results: list[Outcome | BaseException] = [Outcome() for _ in range(count)]
 
     def body(index: int) -> None:
         try:
-            results[index] = work(index)
+            waited = run_queue_wait_ns()
+            result = work(index)
+            result.waited_ns += run_queue_wait_ns() - waited
+            results[index] = result
         except BaseException as exc:  # handed to the caller below
             results[index] = exc
             stopper.event.set()

@@ -75,6 +75,8 @@ class NodeContext:
     objects: ApiObjects | None = None
     """Where ConfigMaps and Secrets named by a spec are read (AppHttpHealthy's body and TLS);
     ``None``: nowhere, the names are local paths."""
+    disk_engine: str = "auto"
+    """DiskIO's engine for queue depths above 1 (``KDOCTOR_DISK_ENGINE``)."""
     generator_processes: int = 1
     """At most this many processes press one node's schedule (``KDOCTOR_GENERATOR_PROCESSES``;
     0: the CPUs the probe may run on)."""
