@@ -236,6 +236,25 @@ class Settings:
         "The resolver file whose `nameserver` lines a Netdns `targetDns` queries on each node (in a "
         "pod with the ClusterFirst DNS policy: the cluster DNS Service).",
     )
+    generator_processes: int = _field(
+        "KDOCTOR_GENERATOR_PROCESSES",
+        0,
+        "At most this many processes press one node's AppHttpHealthy or Netdns schedule together "
+        "(one event loop is one core): a round asking more than one process holds "
+        "(`KDOCTOR_GENERATOR_LOOP_QPS`) is split over as many as its rate needs, each a slice of "
+        "every target's schedule, their figures merged; the result says how many ran "
+        "(`generatorProcesses`). 0: the CPUs the worker may run on (the node's generator may use "
+        "them all, as wrk's threads do). 1: one process, whatever the rate.",
+    )
+    generator_loop_qps: float = _field(
+        "KDOCTOR_GENERATOR_LOOP_QPS",
+        0.0,
+        "Requests per second one generator process is trusted to hold, which decides how many "
+        "processes a round needs. 0: each kind's own figure, about half of what one process "
+        "saturates at on a 2-vCPU VM: 40,000 for HTTP/1.1, 20,000 for HTTP/2, 70,000 UDP and "
+        "30,000 TCP/TLS DNS queries.",
+        "requests/s",
+    )
     lab_dir: str = _field(
         "KDOCTOR_LAB_DIR",
         "/run/kdoctor-lab",

@@ -10,6 +10,18 @@
 2. Fixed rates 1k, 10k, 30k QPS with dnsmasq's query log on: achieved / target for ours and for
    dnsperf -Q, and each one's reported count against the count in dnsmasq's log.
 3. CPU seconds per 1,000 queries, ours / dnsperf, at each fixed rate and at max.
+4. A real round: a private Redis, a real ``kdoctor coordinator`` and one ``kdoctor worker``
+   (``bench/rounds.py``) run a Netdns round (UDP, qps 200 k, 5 s: more than any client here
+   sends, so the generator runs flat out and spreads over the node's processes,
+   ``KDOCTOR_GENERATOR_PROCESSES``), interleaved with ``dnsperf -c1 -q100`` on the same server.
+   dnsmasq is single-threaded and, on 2 cores, the limit of both; the server here is unbound
+   with 2 threads on one SO_REUSEPORT port, no query log: dnsperf with two clients and threads
+   gets more from it than with one, so it is no limit for ``dnsperf -c1 -q100`` (printed).
+   Like for like, the round keeps dnsperf's 100 queries in flight (``concurrency: 100``, 50 per
+   process); a round with the default bound (60,000 in flight) is printed beside it: it floods
+   the server, which drops what it cannot take (timeouts in the report). Printed: the report's
+   achieved rate (queries sent per second), its replies per second and dnsperf's, their
+   ratios, the generator processes that ran.
 
 Installs nothing: dnsmasq and dnsperf come from ./scripts/install. The machine is shared: absolute
 numbers move between runs; the ratios within one run are what to read.
@@ -21,23 +33,60 @@ import argparse
 import re
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import uvloop
 
-from kdoctor.local.dnsmasq import DOMAIN, Dnsmasq
-from kdoctor.probes.dnsclient import UdpClient
-from kdoctor.probes.dnswire import QuerySet
-from kdoctor.probes.pressure import Driver, Pace
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from kdoctor.local.dnsmasq import DOMAIN, HOSTS, Dnsmasq, ServerProcess, binary, free_dns_port, wait_udp  # noqa: E402
+from kdoctor.probes.dnsclient import UdpClient  # noqa: E402
+from kdoctor.probes.dnswire import QuerySet  # noqa: E402
+from kdoctor.probes.pressure import Driver, Pace  # noqa: E402
 
 NAME = f"www.{DOMAIN}"
 OUTSTANDING = 100
 IN_FLIGHT = 30001  # what Netdns allows at 30k QPS with a 1 s timeout: qps × timeout + 1
+ROUND_QPS, ROUND_SECONDS = 200_000, 5
+
+
+class Unbound(ServerProcess):
+    """unbound answering ``HOSTS`` over UDP on a free loopback port with ``threads`` threads on one
+    SO_REUSEPORT port, without a query log: a server faster than dnsmasq (one thread)."""
+
+    def __init__(self, threads: int = 2) -> None:
+        self.port = free_dns_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="kdoctor-bench-unbound-"))
+        self.log = self.dir / "unbound.log"
+        records = "".join(f'  local-data: "{name}. 60 IN {"AAAA" if ":" in a else "A"} {a}"\n'
+                          for name, addrs in HOSTS.items() for a in addrs)
+        conf = self.dir / "unbound.conf"
+        conf.write_text(
+            f"server:\n  interface: 127.0.0.1@{self.port}\n  do-daemonize: no\n  username: \"\"\n"
+            f"  chroot: \"\"\n  directory: \"{self.dir}\"\n  pidfile: \"\"\n  use-syslog: no\n"
+            f"  logfile: \"{self.log}\"\n  verbosity: 0\n  module-config: \"iterator\"\n"
+            f"  num-threads: {threads}\n  so-reuseport: yes\n  so-rcvbuf: 4m\n"
+            f"  access-control: 127.0.0.0/8 allow\n  local-zone: \"{DOMAIN}.\" static\n{records}"
+            "remote-control:\n  control-enable: no\n")
+        self.process = subprocess.Popen([binary("unbound"), "-d", "-c", str(conf)], stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            wait_udp(self.port, self.process, "unbound", self.log)
+        except BaseException:
+            self.stop()
+            raise
+
+    def __enter__(self) -> Unbound:
+        return self
 
 
 @dataclass
@@ -161,6 +210,7 @@ def max_ours(port: int, start: float, duration: float) -> tuple[float, Run]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="shorter runs (about 40 s in all)")
+    parser.add_argument("--real-round-only", action="store_true", help="only the real round")
     options = parser.parse_args()
     for tool in ("dnsmasq", "dnsperf"):
         if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
@@ -173,6 +223,15 @@ def main() -> int:
     print(f"bench/dns: dnsmasq on loopback, query {NAME} A, {OUTSTANDING} outstanding; "
           f"{'quick' if options.quick else 'full'} run. Shared machine: read the ratios.\n")
 
+    if not options.real_round_only:
+        dnsmasq_sections(data, duration, fixed_duration)
+    real_round_section(data, 1 if options.quick else 3)
+    shutil.rmtree(data.parent, ignore_errors=True)
+    return 0
+
+
+def dnsmasq_sections(data: Path, duration: float, fixed_duration: float) -> None:
+    """Sections 1 to 3: the engine in this process against dnsmasq, and dnsperf."""
     with Dnsmasq(log_queries=False, cache_size=1000) as server:
         perf = dnsperf(server.port, duration, None, data)
         # Like for like with dnsperf: offered more than the server takes, 100 in flight, replies
@@ -222,8 +281,74 @@ def main() -> int:
               f"server answered {answered}, CPU s/1k {run.cpu_per_1k:.4f}")
         print(f"  dnsperf: achieved/target {ref_ratio:.4f}, sent {ref.sent}, replies {ref.answered}, "
               f"server answered {ref_answered}, CPU s/1k {ref.cpu_per_1k:.4f}")
-    shutil.rmtree(data.parent, ignore_errors=True)
-    return 0
+
+
+def real_round(rounds: Any, port: int, concurrency: int | None) -> dict[str, Any]:
+    """One real Netdns round through coordinator and worker: the report's figures.
+    ``concurrency``: the spec's bound on queries in flight, ``None`` for its default."""
+    from bench.rounds import only_target
+
+    request: dict[str, Any] = {"qps": ROUND_QPS, "durationInSecond": ROUND_SECONDS, "perRequestTimeoutInMS": 1000,
+                               "domain": NAME}
+    if concurrency is not None:
+        request["concurrency"] = concurrency
+    report = rounds.run({
+        "apiVersion": "kdoctor.io/v1beta1", "kind": "Netdns", "metadata": {"name": "bench-dns"},
+        "spec": {"request": request,
+                 "target": {"targetUser": {"server": "127.0.0.1", "port": port}}, "expect": {"successRate": 0}},
+    })
+    node, target = only_target(report)
+    return {"achieved": target.achieved_qps, "sent": target.requests, "ok": target.successes,
+            # replies over the same window as the achieved rate (sent / window)
+            "replies": target.successes * target.achieved_qps / target.requests if target.requests else 0.0,
+            "unsent": target.unsent,
+            "timeouts": target.dns.timeouts if target.dns else 0, "processes": target.generator_processes,
+            "cpu": node.generator.cpu_percent if node.generator else 0.0}
+
+
+def real_round_section(data: Path, rounds: int) -> None:
+    from bench.rounds import RealRounds
+
+    # The in-flight bounds of the rounds: dnsperf's 100 (like for like), 2,000 (enough to cover
+    # the server's queue on this machine without flooding it), the spec's default (qps x
+    # timeout, at most 60,000: a flood, the server drops what it cannot take: timeouts).
+    bounds: list[int | None] = [OUTSTANDING, 2000, None]
+    names = [f"{b} in flight" if b else "default bound" for b in bounds]
+    print(f"\nreal Netdns round (UDP, qps {ROUND_QPS:,}, {ROUND_SECONDS} s) vs dnsperf -c1 -q{OUTSTANDING}, "
+          f"unbound with 2 threads (no query log), {rounds} interleaved round(s); ours: the report's achieved "
+          "rate (sent/s) / replies per second, and replies / dnsperf")
+    print(f"  {'round':>5} | {'dnsperf QPS':>11} | " + " | ".join(f"{n:>30}" for n in names)
+          + " | procs | busiest CPU % | timeouts (default bound)")
+    table: list[list[float]] = []
+    with Unbound(threads=2) as server, RealRounds() as real:
+        twos = []
+        for index in range(rounds):
+            twos.append(dnsperf_clients(server.port, ROUND_SECONDS, data))
+            ref = dnsperf(server.port, ROUND_SECONDS, None, data)
+            runs = [real_round(real, server.port, bound) for bound in bounds]
+            table.append([ref.throughput] + [r["replies"] for r in runs] + [r["achieved"] for r in runs])
+            cells = [f"{r['achieved']:8.0f} / {r['replies']:8.0f} {r['replies'] / ref.throughput:9.2f}" for r in runs]
+            print(f"  {index + 1:5d} | {ref.throughput:11.0f} | " + " | ".join(f"{c:>30}" for c in cells)
+                  + f" | {runs[0]['processes']:5d} | {runs[0]['cpu']:13.0f} | {runs[-1]['timeouts']}", flush=True)
+    medians = [statistics.median(row[i] for row in table) for i in range(len(table[0]))]
+    perf, replies, achieved = medians[0], medians[1:1 + len(bounds)], medians[1 + len(bounds):]
+    two = statistics.median(twos)
+    print(f"  is the server a limit for dnsperf -c1? dnsperf -c2 -T2 -q200 got {two:.0f} QPS from it "
+          f"(median, {two / perf:.2f} x -c1)")
+    print(f"  real round / dnsperf -c1 -q{OUTSTANDING} (medians; goal >= 1.0), replies per second: "
+          + ", ".join(f"{n} {r / perf:.2f}" for n, r in zip(names, replies, strict=True))
+          + "; achieved rate: " + ", ".join(f"{n} {a / perf:.2f}" for n, a in zip(names, achieved, strict=True)))
+
+
+def dnsperf_clients(port: int, duration: float, data: Path) -> float:
+    """dnsperf with two clients on two threads: what the server gives more than one client."""
+    args = ["dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", str(data), "-l", str(duration), "-c2", "-T2",
+            f"-q{2 * OUTSTANDING}"]
+    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+    match = re.search(r"Queries per second:\s+([0-9.]+)", out)
+    if match is None:
+        raise RuntimeError(f"dnsperf printed no rate:\n{out}")
+    return float(match.group(1))
 
 
 if __name__ == "__main__":

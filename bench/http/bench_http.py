@@ -14,6 +14,15 @@
    hey's are from its send.
 3. Peak RSS of our generator over a 60 s run at 10k QPS (15 s with --quick), sampled every
    second: it must stay flat.
+4. A real round: a private Redis, a real ``kdoctor coordinator`` and one ``kdoctor worker``
+   (``bench/rounds.py``) run an AppHttpHealthy round (HTTP/1.1, qps 300 k, 5 s: more than any
+   client here sends, so the generator runs flat out and spreads over the node's processes,
+   ``KDOCTOR_GENERATOR_PROCESSES``) against nginx with 2 workers (2 cores: the server is no
+   limit for wrk), interleaved with ``wrk -t2 -c50`` on the same nginx: the report's achieved
+   rate against wrk's, how many generator processes ran, the busiest one's CPU. Like for like,
+   the round has wrk's 50 connections (``concurrency: 50``, 25 per process as wrk's 25 per
+   thread); a round with the default concurrency (1,000 connections at this rate) is printed
+   beside it: a thousand sockets cost client and server about 2 µs more per request here.
 
 Our generator runs in a child process of this script (``--child``), on uvloop, and reports its
 own figures as JSON, so its CPU and memory are its own. Installs nothing: nginx, wrk, hey and
@@ -37,6 +46,7 @@ from typing import Any
 import psutil
 
 ROOT = Path(__file__).resolve().parents[2]
+ROUND_QPS, ROUND_SECONDS = 300_000, 5
 CONNS = 50
 TIMEOUT = 1.0
 # At a fixed rate ours opens connections as it needs them, up to what AppHttpHealthy allows by
@@ -113,8 +123,8 @@ def timed(cmd: list[str]) -> tuple[str, float]:
     return out, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
 
 
-def wrk(url: str, duration: float) -> dict[str, Any]:
-    out, cpu = timed(["wrk", "-t1", f"-c{CONNS}", f"-d{int(duration)}s", url])
+def wrk(url: str, duration: float, threads: int = 1) -> dict[str, Any]:
+    out, cpu = timed(["wrk", f"-t{threads}", f"-c{CONNS}", f"-d{int(duration)}s", url])
     requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     return {"sent": requests, "achieved": rate, "cpu": cpu}
@@ -140,16 +150,35 @@ def hey(url: str, qps: int, duration: float) -> dict[str, Any]:
             "sent": sum(int(n) for _, n in codes)}
 
 
+def real_round(rounds: Any, url: str, concurrency: int | None) -> dict[str, Any]:
+    """One real AppHttpHealthy round through coordinator and worker: the report's figures.
+    ``concurrency``: the spec's in-flight bound (connections), ``None`` for its default."""
+    from bench.rounds import only_target
+
+    request: dict[str, Any] = {"qps": ROUND_QPS, "durationInSecond": ROUND_SECONDS, "perRequestTimeoutInMS": 1000}
+    if concurrency is not None:
+        request["concurrency"] = concurrency
+    report = rounds.run({
+        "apiVersion": "kdoctor.io/v1beta1", "kind": "AppHttpHealthy", "metadata": {"name": "bench-http"},
+        "spec": {"request": request, "target": {"host": url}, "expect": {"successRate": 0}},
+    })
+    node, target = only_target(report)
+    generator = node.generator
+    return {"achieved": target.achieved_qps, "sent": target.requests, "ok": target.successes,
+            "unsent": target.unsent, "errors": sum(target.errors.values()), "processes": target.generator_processes,
+            "cpu": generator.cpu_percent if generator else 0.0}
+
+
 # -- the benchmark -----------------------------------------------------------------------------------
 def fmt(value: float | None, digits: int = 2) -> str:
     return "n/a" if value is None else f"{value:,.{digits}f}"
 
 
 def main() -> None:
-    from kdoctor.local.nginx import Nginx
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="short runs (about 1 minute in all)")
+    parser.add_argument("--real-round-only", action="store_true", help="only section 4, the real round")
     parser.add_argument("--child", nargs=3, metavar=("URL", "QPS", "SECONDS"), help=argparse.SUPPRESS)
     parser.add_argument("--h2", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--conns", type=int, default=CONNS, help=argparse.SUPPRESS)
@@ -161,6 +190,13 @@ def main() -> None:
 
     print(f"# HTTP pressure bench ({'quick' if args.quick else 'full'}); {CONNS} connections; "
           f"{psutil.cpu_count()} vCPUs shared by client and server\n")
+    if not args.real_round_only:
+        sections_1_to_3(rounds, max_s, fixed_s, rss_s)
+    section_4(rounds)
+
+
+def sections_1_to_3(rounds: int, max_s: float, fixed_s: float, rss_s: float) -> None:
+    from kdoctor.local.nginx import Nginx
 
     # 1. max throughput
     runs: dict[str, list[dict[str, Any]]] = {"wrk": [], "ours": [], "h2load": [], "ours-h2": []}
@@ -228,6 +264,35 @@ def main() -> None:
         print("RSS MiB at " + ", ".join(f"{k}: {v:.1f}" for k, v in marks.items())
               + f"; peak {max(rss):.1f} MiB; growth from 25% to end {rss[-1] - rss[len(rss) // 4]:+.1f} MiB; "
               f"achieved {mem['achieved'] / 10000:.4f} of target, {mem['unsent']} unsent")
+
+
+def section_4(rounds: int) -> None:
+    from bench.rounds import RealRounds
+    from kdoctor.local.nginx import Nginx
+
+    print(f"\n## 4. A real AppHttpHealthy round (HTTP/1.1, qps {ROUND_QPS:,}, {ROUND_SECONDS} s) vs wrk -t2 -c{CONNS}, "
+          f"nginx with 2 workers, {rounds} interleaved round(s)")
+    print("| round | wrk -t2 req/s | ours req/s, 50 connections (report's achievedQps) | ours / wrk | "
+          "ours req/s, default concurrency (1,000 connections) | ours / wrk | generator processes | "
+          "busiest process CPU % | ours sent | ours ok | unsent | errors |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    pairs = []
+    with Nginx(workers=2, access_log=False) as web, RealRounds() as real:
+        for index in range(rounds):
+            ref = wrk(web.url, ROUND_SECONDS, threads=2)
+            mine = real_round(real, web.url, CONNS)  # like for like: wrk's 50 connections
+            wide = real_round(real, web.url, None)
+            pairs.append((ref["achieved"], mine["achieved"], wide["achieved"]))
+            print(f"| {index + 1} | {fmt(ref['achieved'], 0)} | {fmt(mine['achieved'], 0)} | "
+                  f"{mine['achieved'] / ref['achieved']:.2f} | {fmt(wide['achieved'], 0)} | "
+                  f"{wide['achieved'] / ref['achieved']:.2f} | {mine['processes']} | {mine['cpu']:.0f} | "
+                  f"{mine['sent']:,} | {mine['ok']:,} | {mine['unsent']:,} | {mine['errors']:,} |", flush=True)
+    wrk2 = float(statistics.median(p[0] for p in pairs))
+    real = float(statistics.median(p[1] for p in pairs))
+    wide = float(statistics.median(p[2] for p in pairs))
+    print(f"\nReal round, {CONNS} connections like wrk: ours / wrk -t2 -c{CONNS} = **{real / wrk2:.2f}** "
+          f"(medians {fmt(real, 0)} / {fmt(wrk2, 0)}; goal >= 1.0); with the default concurrency (1,000 "
+          f"connections): {wide / wrk2:.2f}")
 
 
 if __name__ == "__main__":

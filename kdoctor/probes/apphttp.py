@@ -24,18 +24,27 @@ from pathlib import Path
 from typing import TypeVar
 
 from kdoctor.errors import SetupError
+from kdoctor.probes import spread
 from kdoctor.probes.http1 import Http1Pool
 from kdoctor.probes.http2 import Http2Pool
 from kdoctor.probes.httpreq import HttpTarget, TlsFiles, tls_context
 from kdoctor.probes.kinds import ApiObjects, Kind, NodeContext, request_budget
 from kdoctor.probes.measure import GeneratorMonitor, node_result
 from kdoctor.probes.pressure import Driver, Pace, run_all
+from kdoctor.probes.spread import ALONE, Share
 from kdoctor.specs.apphttp import AppHttpHealthy, AppHttpTarget
 from kdoctor.specs.nodes import NodeInfo
 from kdoctor.specs.plan import Assignment, PlannedTarget, RoundContext
 from kdoctor.specs.results import NodeResult
 
 T = TypeVar("T")
+
+# Requests per second one process (one uvloop event loop) is trusted to hold: about half of what
+# one saturates at on a 2-vCPU VM against nginx (HTTP/1.1 ~90 k, HTTP/2 ~40 k req/s), so a single
+# process is never pressed to 100 % CPU; above it the node's generator spreads over processes
+# (kdoctor.probes.spread). KDOCTOR_GENERATOR_LOOP_QPS overrides both.
+HTTP1_LOOP_QPS = 40_000.0
+HTTP2_LOOP_QPS = 20_000.0
 
 
 def plan(spec: AppHttpHealthy, source: NodeInfo, ctx: RoundContext) -> tuple[list[PlannedTarget], list[str]]:
@@ -191,37 +200,48 @@ def _explain_tls(result: NodeResult, hint: str | None) -> NodeResult:
     return result.model_copy(update={"targets": targets, "reason": reason})
 
 
-def client(spec: AppHttpHealthy, objects: ApiObjects | None = None) -> Http1Pool | Http2Pool:
-    """The connection pool for the spec's target."""
+def client(spec: AppHttpHealthy, objects: ApiObjects | None = None, share: Share = ALONE) -> Http1Pool | Http2Pool:
+    """The connection pool for the spec's target (with several processes, this one's part of the
+    in-flight bound)."""
     target, request = spec.spec.target, spec.spec.request
     http = http_target(target, objects)
     ctx = ssl_context(target, objects)
     success = spec.spec.expect.success_predicate()
+    bound = share.part(request.effective_concurrency())
     if target.http2:
-        return Http2Pool(http, timeout=request.timeout_seconds, max_streams=request.effective_concurrency(),
-                         ssl_context=ctx, success=success)
-    return Http1Pool(http, timeout=request.timeout_seconds, max_connections=request.effective_concurrency(),
-                     ssl_context=ctx, success=success)
+        return Http2Pool(http, timeout=request.timeout_seconds, max_streams=bound, ssl_context=ctx, success=success)
+    return Http1Pool(http, timeout=request.timeout_seconds, max_connections=bound, ssl_context=ctx, success=success)
+
+
+def processes(assignment: Assignment, spec: AppHttpHealthy, node: NodeContext) -> int:
+    """How many processes press this node's URL: what its rate needs (:data:`HTTP1_LOOP_QPS`,
+    :data:`HTTP2_LOOP_QPS` per process), at most ``node.generator_processes``."""
+    per_loop = node.generator_loop_qps or (HTTP2_LOOP_QPS if spec.spec.target.http2 else HTTP1_LOOP_QPS)
+    return spread.processes(spec.spec.request.qps * len(assignment.targets), per_loop, node.generator_processes)
 
 
 async def run(assignment: Assignment, spec: AppHttpHealthy, t0: float, monitor: GeneratorMonitor,
               node: NodeContext) -> NodeResult:
-    """Press the URL from this node, starting at ``t0`` (a ``perf_counter`` instant)."""
+    """Press the URL from this node, starting at ``t0`` (a ``perf_counter`` instant); with
+    several processes, this one's slice of the schedule (``node.share``)."""
     request = spec.spec.request
+    share = node.share or ALONE
     paces: list[Pace] = []
     drivers: list[Driver] = []
     for index, _item in enumerate(assignment.targets):
-        pool = client(spec, node.objects)
+        pool = client(spec, node.objects, share)
         pace = Pace(qps=request.qps, duration=request.duration_in_second, timeout=request.timeout_seconds,
                     phase=index / max(len(assignment.targets), 1))
-        driver = Driver(pool, pace)
+        driver = Driver(pool, share.pace(pace))
         pool.driver = driver
         paces.append(pace)
         drivers.append(driver)
     all_stats = await run_all(drivers, t0)
+    await spread.gather(share, [(item.name, stats, driver.pace, None) for item, stats, driver
+                                in zip(assignment.targets, all_stats, drivers, strict=True)], monitor)
     result = node_result(assignment.node, list(zip(assignment.targets, all_stats, paces, strict=True)),
                          spec.spec.expect, monitor)
     return _explain_tls(result, unverified_hint(spec.spec.target, node.objects))
 
 
-KIND: Kind[AppHttpHealthy] = Kind("AppHttpHealthy", plan, run, request_budget)
+KIND: Kind[AppHttpHealthy] = Kind("AppHttpHealthy", plan, run, request_budget, spread=processes)

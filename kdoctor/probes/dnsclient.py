@@ -171,6 +171,22 @@ class QueryTable:
         while self.fifo:
             self.fail(self.fifo.popleft(), error)
 
+    def tally(self) -> dict[str, Any]:
+        """The figures this table counted beyond the driver's (timeouts, answer checks, stray
+        replies, events), to be added to another process's table by :meth:`absorb`."""
+        return {"timeouts": self.timeouts, "answers_checked": self.answers_checked,
+                "answer_failures": self.answer_failures, "empty_answers": self.empty_answers,
+                "stray": self.stray, "notes": dict(self.notes)}
+
+    def absorb(self, tally: dict[str, Any]) -> None:
+        """Add another table's :meth:`tally` (the same target pressed from another process)."""
+        self.timeouts += tally["timeouts"]
+        self.answers_checked += tally["answers_checked"]
+        self.answer_failures += tally["answer_failures"]
+        self.empty_answers += tally["empty_answers"]
+        self.stray += tally["stray"]
+        self.notes.update(tally["notes"])
+
 
 class UdpClient(QueryTable):
     """DNS over UDP to one server (the driver's :class:`~kdoctor.probes.pressure.Client`)."""

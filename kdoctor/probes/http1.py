@@ -37,6 +37,9 @@ MAX_CONNECTING = 16
 
 __all__ = ["Http1Pool", "HttpTarget", "classify_error", "default_success"]
 
+# The status codes as result keys, made once rather than per response.
+_CODES = {code: str(code) for code in range(100, 600)}
+
 
 class _Conn(asyncio.Protocol):
     """One keep-alive connection; at most one request in flight."""
@@ -127,16 +130,20 @@ class _Conn(asyncio.Protocol):
         if not self.busy:
             return
         self.busy = False
-        code = str(self.status) if error is None else None
+        code = (_CODES.get(self.status) or str(self.status)) if error is None else None
         due, sent, nbytes = self.due, self.sent, self.nbytes
         if close:
             self.pool.drop(self)
         else:
             self.fresh = False
             self.pool.idle.append(self)
-        if retry and self.pool.retry(due, sent):
+        pool = self.pool
+        if retry and pool.retry(due, sent):
             return
-        self.pool.done(due, sent, ok, code, error, nbytes)
+        pool._busy -= 1
+        driver = pool.driver
+        assert driver is not None
+        driver.complete(due, sent, ok, code, error, nbytes)
 
     def timeout(self) -> None:
         self._finish(False, "timeout", close=True)
@@ -210,12 +217,6 @@ class Http1Pool:
         self.idle.clear()
 
     # -- called by connections ---------------------------------------------------------------
-    def done(self, due: float, sent: float, ok: bool, code: str | None, error: str | None,
-             nbytes: int) -> None:
-        self._busy -= 1
-        assert self.driver is not None
-        self.driver.complete(due, sent, ok, code, error, nbytes)
-
     def retry(self, due: float, sent: float) -> bool:
         """Resend a request whose reused connection turned out to be closed; ``False`` if no
         connection can be opened for it."""

@@ -9,7 +9,9 @@ spec model:
 * ``async run(assignment, spec, t0, monitor, node) -> NodeResult``: on the node, from ``t0``;
 * ``budget(spec)``: seconds one node needs from the start instant to its last answer;
 * ``serial(spec)``: whether nodes run one after another instead of all at once;
-* ``idle(spec, node)``: why a live node sends nothing this round (not published to), or ``None``.
+* ``idle(spec, node)``: why a live node sends nothing this round (not published to), or ``None``;
+* ``spread(assignment, spec, node)``: how many processes press this node's schedule together
+  (:mod:`kdoctor.probes.spread`; 1, the default: one event loop).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from kdoctor.errors import SetupError
 
 if TYPE_CHECKING:
     from kdoctor.probes.measure import GeneratorMonitor
+    from kdoctor.probes.spread import Share
     from kdoctor.specs.apphttp import AppHttpHealthy
     from kdoctor.specs.common import DocumentBase
     from kdoctor.specs.netdns import Netdns
@@ -74,6 +77,14 @@ class NodeContext:
     ``None``: nowhere, the names are local paths."""
     disk_engine: str = "auto"
     """DiskIO's engine for queue depths above 1 (``KDOCTOR_DISK_ENGINE``)."""
+    generator_processes: int = 1
+    """At most this many processes press one node's schedule (``KDOCTOR_GENERATOR_PROCESSES``;
+    0: the CPUs the probe may run on)."""
+    generator_loop_qps: float = 0.0
+    """Requests per second one event loop is trusted to hold (``KDOCTOR_GENERATOR_LOOP_QPS``;
+    0: each kind's own figure)."""
+    share: Share | None = None
+    """This process's slice of the node's schedules when several press it; ``None``: alone."""
 
 
 def request_budget(spec: NetReach | AppHttpHealthy | Netdns) -> float:
@@ -90,6 +101,10 @@ def _everyone(spec: object, node: NodeInfo) -> str | None:
     return None
 
 
+def _alone(assignment: object, spec: object, node: object) -> int:
+    return 1
+
+
 @dataclass(frozen=True)
 class Kind(Generic[S]):
     """How one ``kind`` is planned and run."""
@@ -100,6 +115,7 @@ class Kind(Generic[S]):
     budget: Callable[[S], float]
     serial: Callable[[S], bool] = _never
     idle: Callable[[S, NodeInfo], str | None] = _everyone
+    spread: Callable[[Assignment, S, NodeContext], int] = _alone
 
 
 def names() -> list[str]:

@@ -25,8 +25,9 @@ SATURATED_CPU_PERCENT = 90.0
 SATURATED_LAG_MS = 10.0
 
 
-def target_result(planned: PlannedTarget, stats: DriverStats, pace: Pace) -> TargetResult:
-    """The measured figures of one target (verdict still to be judged)."""
+def target_result(planned: PlannedTarget, stats: DriverStats, pace: Pace, processes: int = 1) -> TargetResult:
+    """The measured figures of one target (verdict still to be judged); ``processes``: how many
+    processes pressed it."""
     return TargetResult(
         name=planned.name,
         kind=planned.kind,
@@ -45,6 +46,7 @@ def target_result(planned: PlannedTarget, stats: DriverStats, pace: Pace) -> Tar
         errors=dict(sorted(stats.errors.items())),
         bytes=stats.bytes,
         histogram=stats.latency.encode(),
+        generator_processes=processes,
     )
 
 
@@ -63,7 +65,7 @@ def node_result(
     for planned, stats, pace in measured:
         monitor.add_lag(stats, pace, planned.name)
         unsent += stats.unsent
-        result = target_result(planned, stats, pace)
+        result = target_result(planned, stats, pace, monitor.processes)
         verdict, reason = judge_target(result, expect)
         results.append(result.model_copy(update={"verdict": verdict, "reason": reason}))
     status, why = node_verdict(results)
@@ -83,13 +85,18 @@ def saturation_notes(node: str, generator: GeneratorStats) -> list[str]:
 
 @dataclass
 class GeneratorMonitor:
-    """Measures the probe process's CPU over the pressure window and its send lag."""
+    """Measures the probe process's CPU over the pressure window and its send lag (with a team
+    of processes, the first process's monitor takes in the others' figures)."""
 
     cpu0: float = 0.0
     wall0: float = 0.0
     lag: Latency = field(default_factory=Latency)
     behind: list[tuple[float, str]] = field(default_factory=list)
     """Targets whose schedule the generator fell behind: (p99 send lag, reason)."""
+    processes: int = 1
+    """How many processes pressed (:mod:`kdoctor.probes.spread`)."""
+    peers: list[tuple[float, float]] = field(default_factory=list)
+    """The other processes' CPU: (seconds, percent of one core)."""
 
     def start(self) -> None:
         usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -98,8 +105,14 @@ class GeneratorMonitor:
 
     def add_lag(self, stats: DriverStats, pace: Pace | None = None, name: str = "") -> None:
         """Take in one target's send lag; with its ``pace``, judge whether the generator fell
-        behind that target's schedule (see :data:`SATURATED_LAG_MS`)."""
+        behind that target's schedule (see :data:`SATURATED_LAG_MS`). A team of processes
+        (:mod:`kdoctor.probes.spread`) judged each process against its own slice already."""
         self.lag.merge(stats.lag)
+        if self.processes == 1:
+            self.judge_lag(stats, pace, name)
+
+    def judge_lag(self, stats: DriverStats, pace: Pace | None, name: str) -> None:
+        """Note ``name`` as a target the generator fell behind, if its p99 send lag says so."""
         if pace is None or pace.closed_loop or not stats.lag.count:
             return  # closed loop: no schedule to fall behind
         p99 = stats.lag.percentile_ms(99)
@@ -108,17 +121,27 @@ class GeneratorMonitor:
             self.behind.append((p99, f"p99 send lag {p99:.1f} ms on {name or 'a target'}, whose requests are due "
                                f"every {interval:.3g} ms"))
 
-    def finish(self, unsent: int) -> GeneratorStats:
+    def cpu(self) -> tuple[float, float]:
+        """This process's CPU since :meth:`start`: seconds, and percent of one core."""
         usage = resource.getrusage(resource.RUSAGE_SELF)
-        cpu = usage.ru_utime + usage.ru_stime - self.cpu0
+        seconds = usage.ru_utime + usage.ru_stime - self.cpu0
         wall = max(time.perf_counter() - self.wall0, 1e-9)
-        percent = 100.0 * cpu / wall
+        return seconds, 100.0 * seconds / wall
+
+    def finish(self, unsent: int) -> GeneratorStats:
+        """The generator's figures; a team's CPU is its busiest process's (each is one core)."""
+        cpu, percent = self.cpu()
+        for seconds, share in self.peers:
+            cpu += seconds
+            percent = max(percent, share)
         lag_p99 = self.lag.percentile_ms(99) if self.lag.count else None
         reasons = []
         if percent >= SATURATED_CPU_PERCENT:
-            reasons.append(f"generator CPU at {percent:.0f}% of a core")
+            busiest = f" (the busiest of {self.processes} processes)" if self.processes > 1 else ""
+            reasons.append(f"generator CPU at {percent:.0f}% of a core{busiest}")
         if self.behind:
-            more = f" (and {len(self.behind) - 1} more target(s))" if len(self.behind) > 1 else ""
+            what = "target(s) or process(es)" if self.processes > 1 else "target(s)"
+            more = f" (and {len(self.behind) - 1} more {what})" if len(self.behind) > 1 else ""
             reasons.append(max(self.behind)[1] + more)
         if unsent:
             reasons.append(f"{unsent} request(s) not sent on time")
@@ -128,4 +151,5 @@ class GeneratorMonitor:
             send_lag_p99_ms=lag_p99,
             saturated=bool(reasons),
             reason="; ".join(reasons),
+            processes=self.processes,
         )

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
+from kdoctor.probes import spread
 from kdoctor.probes.dnsclient import QueryTable, UdpClient
 from kdoctor.probes.dnsstream import StreamClient, tls_context
 from kdoctor.probes.dnswire import QuerySet, rcode_value
@@ -36,6 +37,7 @@ from kdoctor.probes.judge import judge_target, node_verdict
 from kdoctor.probes.kinds import Kind, NodeContext, request_budget
 from kdoctor.probes.measure import GeneratorMonitor, saturation_notes, target_result
 from kdoctor.probes.pressure import Driver, DriverStats, Pace
+from kdoctor.probes.spread import ALONE, Share
 from kdoctor.specs.netdns import Netdns
 from kdoctor.specs.nodes import NodeInfo
 from kdoctor.specs.plan import Assignment, PlannedTarget, RoundContext
@@ -46,6 +48,11 @@ __all__ = ["KIND", "plan", "read_nameservers", "run"]
 RESOLV_CONF = "resolv.conf"
 MAX_IN_FLIGHT = 60000  # 16-bit query IDs, with room to skip busy ones
 SCHEMES = {"udp": "udp", "tcp": "tcp", "tcp-tls": "tls"}
+# Queries per second one process (one uvloop event loop) is trusted to hold: about half of what
+# one saturates at on a 2-vCPU VM (UDP ~140 k/s); above it the node's generator spreads over
+# processes (kdoctor.probes.spread). KDOCTOR_GENERATOR_LOOP_QPS overrides both.
+UDP_LOOP_QPS = 70_000.0
+STREAM_LOOP_QPS = 30_000.0
 
 
 def _family(address: str) -> Literal[4, 6]:
@@ -196,29 +203,29 @@ def _failed(item: PlannedTarget, reason: str) -> TargetResult:
                         verdict="failed", reason=reason)
 
 
-def _in_flight(spec: Netdns) -> int:
+def _in_flight(spec: Netdns, share: Share = ALONE) -> int:
     """Queries in flight per target: ``request.concurrency``, else all that ``qps`` × timeout can
     leave outstanding. A query in flight costs a table slot, not a connection, so the common
     default's cap of 1,000 is not applied: with it, a burst of queries lost by the server would
-    stall the generator for a whole timeout."""
+    stall the generator for a whole timeout. With several processes, this one's part."""
     request = spec.spec.request
     if request.concurrency is not None:
-        return request.concurrency
-    return max(1, min(MAX_IN_FLIGHT, int(request.qps * request.timeout_seconds) + 1))
+        return share.part(request.concurrency)
+    return max(1, min(MAX_IN_FLIGHT, share.part(int(request.qps * request.timeout_seconds) + 1)))
 
 
-def _client(item: PlannedTarget, spec: Netdns) -> UdpClient | StreamClient:
+def _client(item: PlannedTarget, spec: Netdns, share: Share = ALONE) -> UdpClient | StreamClient:
     request, expect, target = spec.spec.request, spec.spec.expect, spec.spec.target
     queries = QuerySet(request.names, str(item.extra["queryType"]))
     server, port = str(item.extra["server"]), int(item.extra["port"])
     accept = [rcode_value(code) for code in expect.reply_codes]
     if request.protocol == "udp":
         return UdpClient(server, port, queries, timeout=request.timeout_seconds,
-                         max_in_flight=_in_flight(spec), accept=accept,
+                         max_in_flight=_in_flight(spec, share), accept=accept,
                          answer_nonempty=expect.answer_non_empty, expected=expect.answers or None,
                          connections=request.connections)
     return StreamClient(server, port, queries, timeout=request.timeout_seconds,
-                        max_in_flight=_in_flight(spec), accept=accept,
+                        max_in_flight=_in_flight(spec, share), accept=accept,
                         answer_nonempty=expect.answer_non_empty, expected=expect.answers or None,
                         connections=request.connections,
                         tls=tls_context(target.tls_ca_file) if request.protocol == "tcp-tls" else None,
@@ -246,8 +253,10 @@ def _why(result: TargetResult, figures: DnsFigures, accepted: Sequence[str]) -> 
 
 async def run(assignment: Assignment, spec: Netdns, t0: float, monitor: GeneratorMonitor,
               node: NodeContext) -> NodeResult:
-    """Query every target at once, starting at ``t0`` (a ``perf_counter`` instant)."""
+    """Query every target at once, starting at ``t0`` (a ``perf_counter`` instant); with several
+    processes, this one's slice of every schedule (``node.share``)."""
     request = spec.spec.request
+    share = node.share or ALONE
     planned, results = _resolve(assignment.targets, request.protocol, node.resolv_conf, request.query_type)
     drivers: list[tuple[PlannedTarget, Pace, UdpClient | StreamClient, Driver]] = []
     try:
@@ -255,14 +264,16 @@ async def run(assignment: Assignment, spec: Netdns, t0: float, monitor: Generato
             pace = Pace(qps=request.qps, duration=request.duration_in_second,
                         timeout=request.timeout_seconds, phase=index / max(len(planned), 1))
             try:
-                client = _client(item, spec)
+                client = _client(item, spec, share)
             except OSError as exc:
                 results.append(_failed(item, f"cannot open a socket to {item.url}: {classify_error(exc)}"))
                 continue
-            driver = Driver(client, pace)
+            driver = Driver(client, share.pace(pace))
             client.driver = driver
             drivers.append((item, pace, client, driver))
         all_stats = await asyncio.gather(*(driver.run(t0) for *_, driver in drivers))
+        await spread.gather(share, [(item.name, stats, driver.pace, client) for (item, _, client, driver), stats
+                                    in zip(drivers, all_stats, strict=True)], monitor)
     finally:
         for _, _, client, _ in drivers:
             await client.aclose()
@@ -271,7 +282,7 @@ async def run(assignment: Assignment, spec: Netdns, t0: float, monitor: Generato
         monitor.add_lag(stats, pace, item.name)
         unsent += stats.unsent
         figures = _figures(item, spec, client, stats)
-        result = target_result(item, stats, pace).model_copy(update={"dns": figures})
+        result = target_result(item, stats, pace, monitor.processes).model_copy(update={"dns": figures})
         verdict, reason = judge_target(result, spec.spec.expect)
         if verdict == "failed":
             reason += _why(result, figures, spec.spec.expect.reply_codes)
@@ -282,4 +293,14 @@ async def run(assignment: Assignment, spec: Netdns, t0: float, monitor: Generato
                       generator=generator, warnings=saturation_notes(assignment.node, generator))
 
 
-KIND: Kind[Netdns] = Kind("Netdns", plan, run, request_budget, idle=idle)
+def processes(assignment: Assignment, spec: Netdns, node: NodeContext) -> int:
+    """How many processes query from this node: what its rate over all its targets needs
+    (:data:`UDP_LOOP_QPS`, :data:`STREAM_LOOP_QPS` per process), at most
+    ``node.generator_processes``. A resolv.conf target counts once, though it may name several
+    servers."""
+    request = spec.spec.request
+    per_loop = node.generator_loop_qps or (UDP_LOOP_QPS if request.protocol == "udp" else STREAM_LOOP_QPS)
+    return spread.processes(request.qps * len(assignment.targets), per_loop, node.generator_processes)
+
+
+KIND: Kind[Netdns] = Kind("Netdns", plan, run, request_budget, idle=idle, spread=processes)

@@ -38,9 +38,9 @@ import asyncio
 import contextlib
 import time
 import weakref
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from kdoctor.specs.latency import Latency
@@ -125,6 +125,8 @@ class Pace:
     most 1 s: a request that late would measure the generator, not the target."""
     late_threshold: float = 0.010
     """Requests sent more than this after their due time count as ``late`` (s)."""
+    tokens: int | None = None
+    """The number of tokens, when not ``qps × duration`` (a slice of a schedule: :meth:`share`)."""
 
     @property
     def closed_loop(self) -> bool:
@@ -136,7 +138,27 @@ class Pace:
         """Number of tokens: qps × duration, exactly (0 in closed-loop mode: not known ahead)."""
         if self.closed_loop:
             return 0
+        if self.tokens is not None:
+            return self.tokens
         return round(self.qps * self.duration)
+
+    def share(self, index: int, count: int) -> Pace:
+        """Slice ``index`` of ``count`` of this schedule, for one of ``count`` processes pressing
+        one target together: token ``k`` of the whole schedule goes to slice ``k mod count``, at
+        its own due time. The slices interleave, so together they are exactly this schedule
+        (every token once, none moved) and their totals add up to :attr:`total`.
+
+        Slice ``index`` runs at ``qps / count`` with its phase moved to its first token:
+        its token ``m`` is token ``m × count + index`` of the whole, due at
+        ``t0 + (m × count + index + phase) / qps``.
+        """
+        if not 0 <= index < count:
+            raise ValueError(f"slice {index} of {count} does not exist")
+        if count == 1 or self.closed_loop:
+            return self
+        total = self.total
+        return replace(self, qps=self.qps / count, phase=(index + self.phase) / count,
+                       tokens=max(0, (total - index + count - 1) // count))
 
     @property
     def lateness_bound(self) -> float:
@@ -166,6 +188,24 @@ class DriverStats:
     lag: Latency = field(default_factory=Latency)
     codes: Counter[str] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
+
+    def merge(self, other: DriverStats) -> None:
+        """Add what another driver measured: one target pressed by several processes, each
+        with its slice of the schedule (:meth:`Pace.share`). Counts, histograms, status codes
+        and errors add up; the window is the widest; the instants span both."""
+        for name in ("intended", "sent", "successes", "late", "unsent", "bytes"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        if other.first_send and (not self.first_send or other.first_send < self.first_send):
+            self.first_send = other.first_send
+        self.last_send = max(self.last_send, other.last_send)
+        if other.start and (not self.start or other.start < self.start):
+            self.start = other.start
+        self.end = max(self.end, other.end)
+        self.window = max(self.window, other.window)
+        self.latency.merge(other.latency)
+        self.lag.merge(other.lag)
+        self.codes.update(other.codes)
+        self.errors.update(other.errors)
 
     def achieved_qps(self, qps: float) -> float:
         """Sent requests per second over the schedule window: ``qps`` exactly when every token
@@ -198,7 +238,17 @@ class Driver:
         self.clock: Clock = clock or LoopClock()
         self._now = self.clock.now
         self.stats = DriverStats(intended=pace.total)
-        self._backlog: deque[float] = deque()
+        # The backlog is the tokens ``_head`` to ``_next`` (issued, not yet sent or dropped): a
+        # range of the schedule, not a queue of due times, since tokens leave it in order. At a
+        # rate the generator cannot hold, hundreds of thousands of tokens a second are dropped;
+        # as a range they are dropped in one step instead of one queue operation each.
+        self._t0 = 0.0
+        self._head = 0
+        self._bound = pace.lateness_bound
+        self._phase = pace.phase
+        self._late_threshold = pace.late_threshold
+        self._lag_us = self.stats.lag.record_us
+        self._latency_us = self.stats.latency.record_us
         self._interval = 1.0 / pace.qps if pace.qps > 0 else 0.0
         self._next = 0
         self._drained = asyncio.Event()
@@ -215,7 +265,7 @@ class Driver:
             # Latency counts every request that got an answer, whatever the answer: a 500 took
             # real time. Requests without one (timeout, refused, reset) are errors, not latencies.
             lateness = sent - due - TIMER_SLACK
-            stats.latency.record(now - sent + (lateness if lateness > 0 else 0.0))
+            self._latency_us(int((now - sent + (lateness if lateness > 0 else 0.0)) * 1_000_000))
         if error is not None:
             stats.errors[error] += 1
         if ok:
@@ -228,35 +278,57 @@ class Driver:
                 stats.last_send = now
             elif self.client.in_flight() == 0:
                 self._drained.set()
-        elif self._backlog:
-            self._pump(now)
+        elif self._head < self._next:
+            self._pump(now, once=True)  # one completion frees one slot: the run loop sends the rest
         elif self._finished_sending and self.client.in_flight() == 0:
             self._drained.set()
 
     @property
     def _finished_sending(self) -> bool:
-        return self._next == self.pace.total and not self._backlog
+        return self._head == self.pace.total
 
-    def _pump(self, now: float) -> None:
-        """Send backlogged tokens while capacity lasts; drop those past the lateness bound."""
-        backlog, stats, bound = self._backlog, self.stats, self.pace.lateness_bound
-        while backlog:
-            due = backlog[0]
-            lag = now - due
-            if lag > bound:
-                backlog.popleft()
-                stats.unsent += 1
-                continue
-            if not self.client.try_send(due, now):
+    def _pump(self, now: float, once: bool = False) -> None:
+        """Send backlogged tokens while capacity lasts (``once``: at most one); drop those past
+        the lateness bound."""
+        head, issued = self._head, self._next
+        if head == issued:
+            return
+        t0, phase, interval = self._t0, self._phase, self._interval
+        due = t0 + (head + phase) * interval
+        if now - due > self._bound:
+            head = self._drop(now, head, issued)
+            if head == issued:
                 return
-            backlog.popleft()
+            due = t0 + (head + phase) * interval
+        stats, client, late_threshold, lag_record = self.stats, self.client, self._late_threshold, self._lag_us
+        while client.try_send(due, now):
+            head += 1  # clients never complete a request inside try_send: no re-entry here
             stats.sent += 1
             if stats.sent == 1:
                 stats.first_send = now
             stats.last_send = now
-            stats.lag.record(lag if lag > 0 else 0.0)
-            if lag > self.pace.late_threshold:
+            lag = now - due
+            lag_record(int(lag * 1_000_000) if lag > 0 else 0)
+            if lag > late_threshold:
                 stats.late += 1
+            if once or head == issued:
+                break
+            due = t0 + (head + phase) * interval
+        self._head = head
+
+    def _drop(self, now: float, head: int, issued: int) -> int:
+        """Count the backlogged tokens past the lateness bound as unsent; returns the new head.
+        Tokens are due in order, so those are a prefix of the backlog: its end is found
+        arithmetically, then settled on the exact test of each token."""
+        t0, phase, interval, bound = self._t0, self._phase, self._interval, self._bound
+        first = min(issued, max(head, int((now - bound - t0) / interval - phase)))
+        while first > head and not now - (t0 + (first - 1 + phase) * interval) > bound:
+            first -= 1
+        while first < issued and now - (t0 + (first + phase) * interval) > bound:
+            first += 1
+        self.stats.unsent += first - head
+        self._head = first
+        return first
 
     def _fill(self, now: float) -> None:
         """Closed loop: start requests until the client has no free slot."""
@@ -298,14 +370,19 @@ class Driver:
         if pace.closed_loop:
             return await self._run_closed(t0)
         total, interval, phase = pace.total, self._interval, pace.phase
-        self._next = 0
+        self._t0 = t0
+        self._next = self._head = 0
         last_sweep = 0.0
         while self._next < total:
             now = clock_now()
             horizon = now + EARLY_WINDOW
-            while self._next < total and t0 + (self._next + phase) * interval <= horizon:
-                self._backlog.append(t0 + (self._next + phase) * interval)
-                self._next += 1
+            # Issue every token due by the horizon: found arithmetically, settled on the exact test.
+            issued = min(total, max(self._next, int((horizon - t0) / interval - phase)))
+            while issued > self._next and t0 + (issued - 1 + phase) * interval > horizon:
+                issued -= 1
+            while issued < total and t0 + (issued + phase) * interval <= horizon:
+                issued += 1
+            self._next = issued
             self._pump(now)
             if now - last_sweep >= SWEEP_INTERVAL:
                 self.client.sweep(now)
@@ -315,11 +392,11 @@ class Driver:
                 delay = min(max(wake - clock_now(), TICK), SWEEP_INTERVAL)
                 await clock.sleep(delay)
         # Every token is issued or backlogged: keep pumping and sweeping until nothing is left.
-        while self._backlog or self.client.in_flight():
+        while self._head < total or self.client.in_flight():
             now = clock_now()
             self._pump(now)
             self.client.sweep(now)
-            if not self._backlog and not self.client.in_flight():
+            if self._head == total and not self.client.in_flight():
                 break
             self._drained.clear()
             await clock.wait(self._drained, SWEEP_INTERVAL)

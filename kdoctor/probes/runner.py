@@ -4,11 +4,16 @@ Everything that can go wrong on the node ends in a result: an unhealthy target i
 target, a probe that could not run is an ``error`` node with the reason, and a probe still busy
 when the round's deadline approaches is cut short and reported as an ``error`` too (the
 coordinator would otherwise record a bare ``timeout``).
+
+When the kind asks for several processes (:mod:`kdoctor.probes.spread`), they are forked here,
+before any event loop and well before the start instant; each waits for that instant itself.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import gc
 import logging
 import time
 from collections.abc import Callable
@@ -20,6 +25,7 @@ from kdoctor.probes import kinds
 from kdoctor.probes.kinds import NodeContext
 from kdoctor.probes.measure import GeneratorMonitor
 from kdoctor.probes.pressure import sent_so_far
+from kdoctor.probes.spread import Share, Team
 from kdoctor.specs.loading import validate
 from kdoctor.specs.nodes import skew_warning
 from kdoctor.specs.plan import Assignment
@@ -45,17 +51,31 @@ def run_assignment(assignment: Assignment, node: NodeContext, clock_offset: floa
     comparable with the other nodes'.
 
     ``progress`` is called about once a second while the probe presses, with the requests sent
-    so far (:func:`kdoctor.probes.pressure.sent_so_far`).
+    so far (:func:`kdoctor.probes.pressure.sent_so_far`, summed over a team of processes).
     """
     import uvloop
 
     clock = _Clock(clock_offset)
     started = clock.now()
+    # The worker's heap came along with the fork: left to the collector, every full collection
+    # would walk it (and write to its pages, copying them) while the probe presses.
+    gc.freeze()
+
+    def helper(share: Share) -> None:
+        # A helper of the team: its figures go to the first process (spread.gather); the result
+        # its kind builds from them is not used.
+        uvloop.run(_run(assignment, dataclasses.replace(node, share=share), clock, share.tell))
+
+    team = Team.fork(_processes(assignment, node), helper)
+    lead = team.lead
     try:
-        result = uvloop.run(_run(assignment, node, clock, progress))
+        result = uvloop.run(_run(assignment, dataclasses.replace(node, share=lead), clock, progress,
+                                 lambda: sent_so_far() + lead.helpers_sent()))
     except Exception as exc:  # the result must say why, whatever happened
         log.exception("probe of round %s failed to run", assignment.round_id)
         result = NodeResult(node=assignment.node, status="error", reason=f"probe could not run: {exc}")
+    finally:
+        team.close()
     finished = clock.now()
     skew = skew_warning(assignment.node, clock_offset)
     warnings = [*assignment.warnings, *result.warnings, *([skew] if skew else [])]
@@ -76,17 +96,27 @@ class _Clock:
         return datetime.fromtimestamp(self.time(), UTC)
 
 
-async def _tell_progress(progress: Progress) -> None:
+def _processes(assignment: Assignment, node: NodeContext) -> int:
+    """How many processes the kind wants for this assignment (1 when the spec is bad: the probe
+    reports that itself)."""
+    try:
+        return kinds.get(assignment.kind).spread(assignment, validate(assignment.spec), node)
+    except KdoctorError:
+        return 1
+
+
+async def _tell_progress(progress: Progress, count: Callable[[], int]) -> None:
     last = -1
     while True:
         await asyncio.sleep(PROGRESS_SECONDS)
-        sent = sent_so_far()
+        sent = count()
         if sent != last:
             progress(sent)
             last = sent
 
 
-async def _run(assignment: Assignment, node: NodeContext, clock: _Clock, progress: Progress | None) -> NodeResult:
+async def _run(assignment: Assignment, node: NodeContext, clock: _Clock, progress: Progress | None,
+               count: Callable[[], int] = sent_so_far) -> NodeResult:
     try:
         kind = kinds.get(assignment.kind)
         spec = validate(assignment.spec)
@@ -104,7 +134,7 @@ async def _run(assignment: Assignment, node: NodeContext, clock: _Clock, progres
     if budget <= 0:
         return NodeResult(node=assignment.node, status="error", started=started,
                           reason="the round's deadline had passed before the probe could start")
-    teller = asyncio.create_task(_tell_progress(progress)) if progress is not None else None
+    teller = asyncio.create_task(_tell_progress(progress, count)) if progress is not None else None
     try:
         result = await asyncio.wait_for(kind.run(assignment, spec, t0, monitor, node), budget)
     except TimeoutError:

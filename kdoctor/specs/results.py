@@ -51,6 +51,7 @@ class GeneratorStats(ResultModel):
     send_lag_p99_ms: float | None = Field(default=None, description="Sent minus due time, p99.")
     saturated: bool = False
     reason: str = ""
+    processes: int = Field(default=1, description="Processes that pressed (KDOCTOR_GENERATOR_PROCESSES).")
 
 
 class DnsFigures(ResultModel):
@@ -98,6 +99,8 @@ class TargetResult(ResultModel):
     verdict: Verdict = "failed"
     reason: str = ""
     dns: DnsFigures | None = Field(default=None, description="Netdns targets only.")
+    generator_processes: int = Field(default=1, description="Processes of the node that pressed this target "
+                                     "together, each a slice of its schedule (KDOCTOR_GENERATOR_PROCESSES).")
 
 
 class DiskProfileResult(ResultModel):

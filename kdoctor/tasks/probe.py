@@ -42,7 +42,9 @@ def execute(client: redis.Redis, settings: Settings, assignment: Assignment,
         return NodeResult(node=assignment.node, status="timeout", reason="round already reported")
     else:
         node = NodeContext(name=assignment.node, data_dir=settings.data_dir, resolv_conf=settings.resolv_conf,
-                           objects=_objects(source, assignment), disk_engine=settings.disk_engine)
+                           objects=_objects(source, assignment), disk_engine=settings.disk_engine,
+                           generator_processes=settings.generator_processes,
+                           generator_loop_qps=settings.generator_loop_qps)
         # The objects were read here, before the fork: the probe's process gets them in memory.
         result, digest = run_isolated(assignment, node, clock.offset(client), _progress(client, assignment))
     store_result(client, assignment, result, digest)

@@ -235,3 +235,19 @@ def test_three_node_round(make_cluster: Callable[..., LocalCluster], client: Cli
                            text=True, capture_output=True, timeout=60)
     assert shown.returncode == 0, shown.stderr
     assert f"udp/A/127.0.0.1:{dnsmasq.port}" in shown.stdout
+
+
+def test_a_node_spreads_its_queries_over_processes_and_counts_stay_exact(
+        make_cluster: Callable[..., LocalCluster], client: Client, dnsmasq: Dnsmasq) -> None:
+    # One process is trusted with 20 queries/s here, so 60/s need three; dnsmasq's log counts
+    # exactly what the merged result says was sent.
+    make_cluster(1, env={"KDOCTOR_GENERATOR_PROCESSES": "3", "KDOCTOR_GENERATOR_LOOP_QPS": "20"})
+    before = dnsmasq.wait_quiet(0.1)
+    report = client.submit(spec("127.0.0.1", dnsmasq.port, qps=60, duration=2).model_dump(
+        mode="json", by_alias=True)).wait(timeout=60)
+    assert report.verdict == "passed", report.reasons
+    node = report.nodes["node-1"]
+    [target] = node.targets
+    assert target.generator_processes == 3 and node.generator is not None and node.generator.processes == 3
+    assert target.requests == target.successes == 120 == dnsmasq.wait_quiet(0.1) - before
+    assert target.dns is not None and target.dns.rcodes == {"NOERROR": 120} and target.dns.timeouts == 0
