@@ -25,11 +25,11 @@ Progress (requests sent so far) is summed over the team through a small shared m
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 import mmap
 import os
-import pickle
 import signal
 import time
 from collections.abc import Callable, Sequence
@@ -191,7 +191,7 @@ async def gather(share: Share, items: Sequence[Item], monitor: GeneratorMonitor)
         payload = {"items": {name: (_pack(stats), client.tally() if client is not None else None)
                              for name, stats, _, client in items},
                    "cpu": (seconds, percent), "behind": monitor.behind}
-        share.conn.send_bytes(pickle.dumps(payload))
+        share.conn.send_bytes(json.dumps(payload).encode())  # JSON, as everywhere: no pickle
         share.conn.close()
         return
     mine = {name: (stats, client) for name, stats, _, client in items}
@@ -202,7 +202,7 @@ async def gather(share: Share, items: Sequence[Item], monitor: GeneratorMonitor)
         except (EOFError, OSError) as exc:
             raise RuntimeError(f"generator process {number} of {share.count} died before reporting "
                                "its requests") from exc
-        payload = pickle.loads(frame)
+        payload = json.loads(frame)
         for name, (packed, tally) in payload["items"].items():
             if name not in mine:
                 continue  # a target that process could not press (its socket failed): its own result is lost
@@ -210,8 +210,9 @@ async def gather(share: Share, items: Sequence[Item], monitor: GeneratorMonitor)
             stats.merge(_unpack(packed))
             if client is not None and tally is not None:
                 client.absorb(tally)
-        monitor.peers.append(payload["cpu"])
-        monitor.behind.extend(payload["behind"])
+        seconds, percent = payload["cpu"]
+        monitor.peers.append((seconds, percent))
+        monitor.behind.extend((lag, reason) for lag, reason in payload["behind"])
 
 
 async def _receive(loop: asyncio.AbstractEventLoop, conn: Connection) -> bytes:
@@ -243,7 +244,7 @@ def _unpack_latency(packed: tuple[str, int, int, int, int]) -> Latency:
 
 
 def _pack(stats: DriverStats) -> dict[str, Any]:
-    """``stats`` as plain data (an HDR histogram does not pickle): the histograms encoded, with
+    """``stats`` as plain data for JSON: the histograms encoded, with
     their exact count, sum, min and max."""
     plain = {name: getattr(stats, name) for name in ("intended", "sent", "successes", "late", "unsent", "bytes",
                                                     "first_send", "last_send", "start", "end", "window")}
