@@ -330,15 +330,17 @@ def real_round_section(data: Path, rounds: int) -> None:
             cells = [f"{r['achieved']:8.0f} / {r['replies']:8.0f} {r['replies'] / ref.throughput:9.2f}" for r in runs]
             print(f"  {index + 1:5d} | {ref.throughput:11.0f} | " + " | ".join(f"{c:>30}" for c in cells)
                   + f" | {runs[0]['processes']:5d} | {runs[0]['cpu']:13.0f} | {runs[-1]['timeouts']}", flush=True)
-    medians = [statistics.median(row[i] for row in table) for i in range(len(table[0]))]
-    perf, replies, achieved = medians[0], medians[1:1 + len(bounds)], medians[1 + len(bounds):]
+    # Each round's figures against the dnsperf run of that round, then the median of those
+    # ratios: never a ratio of medians taken from different rounds.
+    ratios = [statistics.median(row[i] / row[0] for row in table) for i in range(1, len(table[0]))]
+    replies, achieved = ratios[:len(bounds)], ratios[len(bounds):]
+    perf = statistics.median(row[0] for row in table)
     two = statistics.median(twos)
     print(f"  is the server a limit for dnsperf -c1? dnsperf -c2 -T2 -q200 got {two:.0f} QPS from it "
           f"(median, {two / perf:.2f} x -c1)")
-    print(f"  real round / dnsperf -c1 -q{OUTSTANDING} (medians; goal >= 1.0), replies per second: "
-          + ", ".join(f"{n} {r / perf:.2f}" for n, r in zip(names, replies, strict=True))
-          + "; achieved rate: " + ", ".join(f"{n} {a / perf:.2f}" for n, a in zip(names, achieved, strict=True)))
-
+    print(f"  real round / dnsperf -c1 -q{OUTSTANDING} (median of the per-round ratios; goal >= 1.0), replies "
+          "per second: " + ", ".join(f"{n} {r:.2f}" for n, r in zip(names, replies, strict=True))
+          + "; achieved rate: " + ", ".join(f"{n} {a:.2f}" for n, a in zip(names, achieved, strict=True)))
 
 def dnsperf_clients(port: int, duration: float, data: Path) -> float:
     """dnsperf with two clients on two threads: what the server gives more than one client."""
