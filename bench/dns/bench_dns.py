@@ -48,7 +48,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from kdoctor.local.dnsmasq import DOMAIN, HOSTS, Dnsmasq, ServerProcess, binary, free_dns_port, wait_udp  # noqa: E402
+from kdoctor.local.dnsmasq import DOMAIN, Dnsmasq, ServerProcess, binary, free_dns_port, unbound_records, wait_udp  # noqa: E402
 from kdoctor.probes.dnsclient import UdpClient  # noqa: E402
 from kdoctor.probes.dnswire import QuerySet  # noqa: E402
 from kdoctor.probes.pressure import Driver, Pace  # noqa: E402
@@ -67,8 +67,7 @@ class Unbound(ServerProcess):
         self.port = free_dns_port()
         self.dir = Path(tempfile.mkdtemp(prefix="kdoctor-bench-unbound-"))
         self.log = self.dir / "unbound.log"
-        records = "".join(f'  local-data: "{name}. 60 IN {"AAAA" if ":" in a else "A"} {a}"\n'
-                          for name, addrs in HOSTS.items() for a in addrs)
+        records = unbound_records()
         conf = self.dir / "unbound.conf"
         conf.write_text(
             f"server:\n  interface: 127.0.0.1@{self.port}\n  do-daemonize: no\n  username: \"\"\n"

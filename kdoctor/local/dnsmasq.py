@@ -28,7 +28,7 @@ import dns.query
 from kdoctor.errors import SetupError
 
 __all__ = ["DOMAIN", "HOSTS", "SERVER_NAME", "Dnsmasq", "ServerProcess", "binary", "free_dns_port", "tail",
-           "wait_udp"]
+           "unbound_records", "wait_udp"]
 
 DOMAIN = "kdoctor.test"
 HOSTS: dict[str, tuple[str, ...]] = {
@@ -41,6 +41,12 @@ SRV_NAME = f"_http._tcp.www.{DOMAIN}"
 TXT_NAME = f"txt.{DOMAIN}"
 SERVER_NAME = f"dns.{DOMAIN}"
 """The name a DNS-over-TLS test server's certificate is for."""
+
+
+def unbound_records() -> str:
+    """``HOSTS`` as unbound ``local-data`` lines (A or AAAA by address), for a ``static`` zone."""
+    return "".join(f'  local-data: "{name}. 60 IN {"AAAA" if ":" in a else "A"} {a}"\n'
+                   for name, addrs in HOSTS.items() for a in addrs)
 
 
 def free_dns_port() -> int:

@@ -13,7 +13,16 @@ import time
 from pathlib import Path
 
 from kdoctor.errors import SetupError
-from kdoctor.local.dnsmasq import DOMAIN, HOSTS, SERVER_NAME, ServerProcess, binary, free_dns_port, tail, wait_udp
+from kdoctor.local.dnsmasq import (
+    DOMAIN,
+    SERVER_NAME,
+    ServerProcess,
+    binary,
+    free_dns_port,
+    tail,
+    unbound_records,
+    wait_udp,
+)
 
 __all__ = ["Unbound"]
 
@@ -27,10 +36,7 @@ class Unbound(ServerProcess):
         self.server_name = SERVER_NAME
         self.ca_file, cert, key = _make_certificates(self.dir, SERVER_NAME)
         self.log = self.dir / "unbound.log"
-        records = "".join(
-            f'  local-data: "{name}. 60 IN {"AAAA" if ":" in a else "A"} {a}"\n'
-            for name, addrs in HOSTS.items() for a in addrs
-        )
+        records = unbound_records()
         conf = self.dir / "unbound.conf"
         conf.write_text(
             "server:\n"
