@@ -243,8 +243,9 @@ class Settings:
         "(one event loop is one core): a round asking more than one process holds "
         "(`KDOCTOR_GENERATOR_LOOP_QPS`) is split over as many as its rate needs, each a slice of "
         "every target's schedule, their figures merged; the result says how many ran "
-        "(`generatorProcesses`). 0: the CPUs the worker may run on (the node's generator may use "
-        "them all, as wrk's threads do). 1: one process, whatever the rate.",
+        "(`generatorProcesses`). 0: the CPUs the worker may run on, at most its cgroup's CPU "
+        "quota rounded up (`limits.cpu`; the node's generator may use them all, as wrk's threads do). "
+        "1: one process, whatever the rate.",
     )
     generator_loop_qps: float = _field(
         "KDOCTOR_GENERATOR_LOOP_QPS",

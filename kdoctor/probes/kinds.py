@@ -79,7 +79,7 @@ class NodeContext:
     """DiskIO's engine for queue depths above 1 (``KDOCTOR_DISK_ENGINE``)."""
     generator_processes: int = 1
     """At most this many processes press one node's schedule (``KDOCTOR_GENERATOR_PROCESSES``;
-    0: the CPUs the probe may run on)."""
+    0: the CPUs the probe may use, :func:`~kdoctor.probes.spread.usable_cpus`)."""
     generator_loop_qps: float = 0.0
     """Requests per second one event loop is trusted to hold (``KDOCTOR_GENERATOR_LOOP_QPS``;
     0: each kind's own figure)."""

@@ -15,7 +15,7 @@ When to spread is decided up front, from the asked rate against what one loop is
 (``loop_qps``, per kind): deciding on the way, when a process falls behind, would fork while
 tokens are already late, and the late ones would be charged to the target. Below that rate one
 process runs, as it always did. The team is bounded by ``KDOCTOR_GENERATOR_PROCESSES`` (0: the
-CPUs this process may run on).
+CPUs this process may run on, at most its cgroup's CPU quota: :func:`usable_cpus`).
 
 The generator's health is judged per process and merged: the CPU of the busiest process, each
 process's send lag against its own slice (:meth:`GeneratorMonitor.judge_lag`), the unsent of all.
@@ -35,6 +35,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, Pipe
+from pathlib import Path
 from typing import Any, Protocol
 
 from kdoctor.lifetime import die_with_parent
@@ -42,7 +43,7 @@ from kdoctor.probes.measure import GeneratorMonitor
 from kdoctor.probes.pressure import DriverStats, Pace
 from kdoctor.specs.latency import Latency
 
-__all__ = ["ALONE", "Share", "Tallied", "Team", "gather", "processes"]
+__all__ = ["ALONE", "Share", "Tallied", "Team", "gather", "processes", "usable_cpus"]
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +53,67 @@ REAP_SECONDS = 2.0
 
 def processes(qps: float, loop_qps: float, limit: int) -> int:
     """How many processes press a node's ``qps`` (all its targets together): what the rate needs
-    at ``loop_qps`` per event loop, at most ``limit`` (0: the CPUs this process may run on)."""
+    at ``loop_qps`` per event loop, at most ``limit`` (0: :func:`usable_cpus`)."""
     if qps <= 0 or loop_qps <= 0:
         return 1
-    bound = limit if limit > 0 else len(os.sched_getaffinity(0))
+    bound = limit if limit > 0 else usable_cpus()
     return max(1, min(bound, math.ceil(qps / loop_qps)))
+
+
+def usable_cpus(proc_cgroup: Path = Path("/proc/self/cgroup"), root: Path = Path("/sys/fs/cgroup")) -> int:
+    """The CPUs this process may use: those it may run on, at most its cgroup's CPU quota
+    (rounded up). A pod with ``limits.cpu: 2`` on a 64-core node sees 64 CPUs through its
+    affinity, but 64 processes in a 2-CPU quota would be throttled in turns: every process's
+    sends would wait for the next CFS period, which is the lag the generator must not add."""
+    cpus = len(os.sched_getaffinity(0))
+    quota = _cgroup_quota(proc_cgroup, root)
+    return max(1, min(cpus, math.ceil(quota))) if quota is not None else cpus
+
+
+def _cgroup_quota(proc_cgroup: Path, root: Path) -> float | None:
+    """The tightest CPU quota (in CPUs) on this process's cgroup and its ancestors, cgroup v2
+    (``cpu.max``) or v1 (``cpu.cfs_quota_us`` / ``cpu.cfs_period_us``); ``None``: no quota, or
+    nothing readable (a missing or foreign layout means no limit we can see, not an error)."""
+    try:
+        lines = proc_cgroup.read_text().splitlines()
+    except OSError:
+        return None
+    quotas: list[float] = []
+    for line in lines:
+        number, controllers, path = [*line.split(":", 2), "", ""][:3]
+        base: Path | None
+        if number == "0" and controllers == "":  # v2: one unified tree
+            base, read = root, _v2_quota
+        elif "cpu" in controllers.split(","):  # v1: the cpu controller's own tree
+            base = next((root / name for name in ("cpu", "cpu,cpuacct", "cpuacct,cpu") if (root / name).is_dir()), None)
+            read = _v1_quota
+        else:
+            continue
+        if base is None:
+            continue
+        parts = [part for part in path.split("/") if part and part != ".."]
+        for depth in range(len(parts), -1, -1):  # the cgroup itself, then each ancestor
+            found = read(base.joinpath(*parts[:depth]))
+            if found is not None:
+                quotas.append(found)
+    return min(quotas) if quotas else None
+
+
+def _v2_quota(directory: Path) -> float | None:
+    try:
+        quota, period = (directory / "cpu.max").read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        return None
+
+
+def _v1_quota(directory: Path) -> float | None:
+    try:
+        quota = int((directory / "cpu.cfs_quota_us").read_text())
+        period = int((directory / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
+        return None
+    return quota / period if quota > 0 and period > 0 else None
 
 
 @dataclass(frozen=True)

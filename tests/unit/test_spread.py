@@ -5,7 +5,9 @@ no timing threshold)."""
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -149,3 +151,38 @@ def test_a_helper_that_dies_fails_the_probe_with_the_reason() -> None:
             asyncio.run(spread.gather(team.lead, [], GeneratorMonitor()))
     finally:
         team.close()
+
+
+def _files(root: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+
+
+@pytest.mark.parametrize(("proc", "files", "cpus"), [
+    # cgroup v2, a pod with limits.cpu 1.5 (rounded up), no quota above it
+    ("0::/kubepods/pod1/c1\n", {"kubepods/pod1/c1/cpu.max": "150000 100000\n", "kubepods/cpu.max": "max 100000\n"}, 2),
+    # v2, the tighter quota is the parent's
+    ("0::/a/b\n", {"a/b/cpu.max": "max 100000\n", "a/cpu.max": "100000 100000\n"}, 1),
+    # v2 inside a cgroup namespace: the container's own cgroup is the root
+    ("0::/\n", {"cpu.max": "100000 100000\n"}, 1),
+    # v1 (and a hybrid host's unified line), container's cgroup mounted at the controller's root
+    ("2:cpu,cpuacct:/kubepods/x\n0::/\n", {"cpu,cpuacct/cpu.cfs_quota_us": "50000\n",
+                                          "cpu,cpuacct/cpu.cfs_period_us": "100000\n"}, 1),
+    # v1 without a quota (-1), and no readable files at all: the affinity decides
+    ("1:cpu:/\n", {"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),
+    ("0::/gone\n", {}, None),
+])
+def test_usable_cpus_is_the_affinity_at_most_the_cgroup_quota(
+        tmp_path: Path, proc: str, files: dict[str, str], cpus: int | None) -> None:
+    (tmp_path / "cgroup").write_text(proc)
+    root = tmp_path / "fs"
+    root.mkdir()
+    _files(root, files)
+    affinity = len(os.sched_getaffinity(0))
+    assert spread.usable_cpus(tmp_path / "cgroup", root) == min(affinity, cpus or affinity)
+
+
+def test_usable_cpus_on_this_machine_and_a_missing_proc_file(tmp_path: Path) -> None:
+    assert 1 <= spread.usable_cpus() <= len(os.sched_getaffinity(0))
+    assert spread.usable_cpus(tmp_path / "none", tmp_path) == len(os.sched_getaffinity(0))
