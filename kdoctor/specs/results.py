@@ -91,11 +91,6 @@ class TargetResult(ResultModel):
     errors: dict[str, int] = Field(default_factory=dict)
     bytes: int = 0
     histogram: str = Field(default="", description="Base64 HDR histogram of latency in µs.")
-    engine: str = Field(default="psync", description="libaio: Linux native AIO, one thread keeping queueDepth "
-                        "requests in flight (fio's libaio); psync: one thread per request in flight, each a "
-                        "blocking pread/pwrite (fio's psync).")
-    cpu_percent: float = Field(default=0.0, description="The probe's CPU over this profile, in % of one core; "
-                               "at 90 % the generator may be the limit, not the disk.")
     verdict: Verdict = "failed"
     reason: str = ""
     dns: DnsFigures | None = Field(default=None, description="Netdns targets only.")
