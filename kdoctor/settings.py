@@ -17,6 +17,9 @@ from typing import Any
 
 __all__ = ["Setting", "Settings"]
 
+DISK_ENGINES = ("auto", "libaio", "psync")
+"""``KDOCTOR_DISK_ENGINE``'s values (see :mod:`kdoctor.probes.diskio`)."""
+
 
 def _field(env: str, default: Any, doc: str, unit: str = "", fallback: str = "") -> Any:
     # fallback: a variable other tools already use for the same thing (KUBECONFIG), read when
@@ -310,8 +313,8 @@ class Settings:
     log_level: str = _field("KDOCTOR_LOG_LEVEL", "WARNING", "Log level of kdoctor processes.")
 
     def __post_init__(self) -> None:
-        if self.disk_engine not in ("auto", "libaio", "psync"):
-            raise ValueError(f"KDOCTOR_DISK_ENGINE={self.disk_engine!r}: use auto, libaio or psync")
+        if self.disk_engine not in DISK_ENGINES:
+            raise ValueError(f"KDOCTOR_DISK_ENGINE={self.disk_engine!r}: use {', '.join(DISK_ENGINES)}")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -41,7 +41,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import resource
 import threading
 import time
 from collections.abc import Callable
@@ -49,7 +48,7 @@ from dataclasses import dataclass, field
 
 from kdoctor.probes import diskaio, diskplace, diskwork
 from kdoctor.probes.kinds import Kind, NodeContext
-from kdoctor.probes.measure import SATURATED_CPU_PERCENT, GeneratorMonitor
+from kdoctor.probes.measure import SATURATED_CPU_PERCENT, CpuMeter, GeneratorMonitor
 from kdoctor.specs import diskio as dspec
 from kdoctor.specs.diskio import DiskExpect, DiskIO, Profile
 from kdoctor.specs.nodes import NodeInfo
@@ -61,28 +60,14 @@ MIB = 1024 * 1024
 SETUP_SECONDS = 2.0
 # How long a stopped probe waits for its I/O threads before reporting anyway.
 HALT_SECONDS = 1.0
-ENGINES = ("auto", "libaio", "psync")
-"""``KDOCTOR_DISK_ENGINE``: ``auto`` (libaio where it can run), ``libaio`` (the same, and a warning
-when it cannot), ``psync`` (threads only)."""
 
 
-class _Cpu:
-    """The process's CPU over a phase, as a share of one core (the probe runs in a process of its
-    own, so this is the probe's: its I/O threads, setup and the kernel's work on its behalf)."""
-
-    def __init__(self) -> None:
-        self.cpu0, self.wall0 = self._cpu(), time.perf_counter()
-        self.percent = 0.0
-
-    @staticmethod
-    def _cpu() -> float:
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        return usage.ru_utime + usage.ru_stime
-
-    def stop(self) -> float:
-        wall = max(time.perf_counter() - self.wall0, 1e-9)
-        self.percent = 100.0 * (self._cpu() - self.cpu0) / wall
-        return self.percent
+def _started() -> CpuMeter:
+    """The probe's CPU from now on (the probe runs in a process of its own, so this is the
+    probe's: its I/O threads, setup and the kernel's work on its behalf)."""
+    meter = CpuMeter()
+    meter.start()
+    return meter
 
 
 def phases(spec: DiskIO) -> int:
@@ -241,7 +226,7 @@ class _Session:
             os.posix_fadvise(file.fd, 0, 0, os.POSIX_FADV_DONTNEED)
 
     def _result(self, profile: Profile, out: diskwork.Outcome, file: _File, *, block: int, depth: int = 1,
-                written: bool, latency_of: str, cpu: _Cpu, engine: str = "psync",
+                written: bool, latency_of: str, cpu_percent: float, engine: str = "psync",
                 direct: bool | None = None) -> DiskProfileResult:
         used = file.direct if direct is None else direct
         if used and profile == "seqWrite":
@@ -262,7 +247,7 @@ class _Session:
             mib_per_second=round(out.bytes / MIB / seconds, 3), iops=round(out.operations / seconds, 1),
             complete=out.complete, latency_of=latency_of, latency_ms=out.latency.summary(),
             histogram=out.latency.encode(), engine=engine,
-            cpu_percent=round(cpu.percent, 1), cpu_wait_ms=round(out.waited_ns / 1e6, 3),
+            cpu_percent=round(cpu_percent, 1), cpu_wait_ms=round(out.waited_ns / 1e6, 3),
         )
         verdict, reason = judge(result, self.spec.spec.expect)
         if not out.complete and verdict == "passed":
@@ -275,13 +260,13 @@ class _Session:
         os.posix_fallocate(file.fd, 0, size)
         file.size = size
         end = self.deadline()
-        cpu = _Cpu()
+        cpu = _started()
         out = await self._in_thread(lambda _: diskwork.write_sequential(
             file.fd, size, dspec.ETCD_BLOCK_BYTES, end, self.stopper, sync_each=True))
-        cpu.stop()
+        _, percent = cpu.cpu()
         self._close(file)
         return [self._result("etcd", out, file, block=dspec.ETCD_BLOCK_BYTES, written=True,
-                             latency_of="fdatasync", cpu=cpu)]
+                             latency_of="fdatasync", cpu_percent=percent)]
 
     async def seq_write(self) -> list[DiskProfileResult]:
         req = self.spec.spec.request
@@ -290,23 +275,23 @@ class _Session:
         file.size = req.size_bytes
         block = req.block_size_in_ki_b * 1024
         end = self.deadline()
-        cpu = _Cpu()
+        cpu = _started()
         out = await self._in_thread(lambda _: diskwork.write_sequential(
             file.fd, req.size_bytes, block, end, self.stopper, sync_at_end=True))
-        cpu.stop()
+        _, percent = cpu.cpu()
         self._close(file)
-        return [self._result("seqWrite", out, file, block=block, written=True, latency_of="write", cpu=cpu)]
+        return [self._result("seqWrite", out, file, block=block, written=True, latency_of="write", cpu_percent=percent)]
 
     async def seq_read(self) -> list[DiskProfileResult]:
         file = await self._shared_file()
         block = self.spec.spec.request.block_size_in_ki_b * 1024
         self._drop_cache(file)
         end = self.deadline()
-        cpu = _Cpu()
+        cpu = _started()
         out = await self._in_thread(lambda _: diskwork.read_sequential(
             file.fd, file.size, block, end, self.stopper))
-        cpu.stop()
-        return [self._result("seqRead", out, file, block=block, written=False, latency_of="read", cpu=cpu)]
+        _, percent = cpu.cpu()
+        return [self._result("seqRead", out, file, block=block, written=False, latency_of="read", cpu_percent=percent)]
 
     async def random(self, profile: Profile) -> list[DiskProfileResult]:
         req = self.spec.spec.request
@@ -320,16 +305,16 @@ class _Session:
                 os.posix_fadvise(file.fd, 0, 0, os.POSIX_FADV_RANDOM)
             end = self.deadline()
             engine = self.engine_for(file, depth)
-            cpu = _Cpu()
+            cpu = _started()
             if engine == "libaio":
                 out = await self._aio(file, block, depth, end, write=write)
             else:
                 out = await asyncio.to_thread(
                     diskwork.random_io, file.fd, file.size, block, depth, req.size_bytes, end, self.stopper,
                     write=write, sync_at_end=write and not file.direct)
-            cpu.stop()
+            _, percent = cpu.cpu()
             results.append(self._result(profile, out, file, block=block, depth=depth, written=write,
-                                        latency_of="write" if write else "read", cpu=cpu, engine=engine))
+                                        latency_of="write" if write else "read", cpu_percent=percent, engine=engine))
         return results
 
     def close(self) -> list[str]:

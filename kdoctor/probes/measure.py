@@ -84,12 +84,30 @@ def saturation_notes(node: str, generator: GeneratorStats) -> list[str]:
 
 
 @dataclass
-class GeneratorMonitor:
-    """Measures the probe process's CPU over the pressure window and its send lag (with a team
-    of processes, the first process's monitor takes in the others' figures)."""
+class CpuMeter:
+    """This process's CPU (user + system, all its threads) from :meth:`start` on."""
 
     cpu0: float = 0.0
     wall0: float = 0.0
+
+    def start(self) -> None:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        self.cpu0 = usage.ru_utime + usage.ru_stime
+        self.wall0 = time.perf_counter()
+
+    def cpu(self) -> tuple[float, float]:
+        """This process's CPU since :meth:`start`: seconds, and percent of one core."""
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        seconds = usage.ru_utime + usage.ru_stime - self.cpu0
+        wall = max(time.perf_counter() - self.wall0, 1e-9)
+        return seconds, 100.0 * seconds / wall
+
+
+@dataclass
+class GeneratorMonitor(CpuMeter):
+    """Measures the probe process's CPU over the pressure window and its send lag (with a team
+    of processes, the first process's monitor takes in the others' figures)."""
+
     lag: Latency = field(default_factory=Latency)
     behind: list[tuple[float, str]] = field(default_factory=list)
     """Targets whose schedule the generator fell behind: (p99 send lag, reason)."""
@@ -97,11 +115,6 @@ class GeneratorMonitor:
     """How many processes pressed (:mod:`kdoctor.probes.spread`)."""
     peers: list[tuple[float, float]] = field(default_factory=list)
     """The other processes' CPU: (seconds, percent of one core)."""
-
-    def start(self) -> None:
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        self.cpu0 = usage.ru_utime + usage.ru_stime
-        self.wall0 = time.perf_counter()
 
     def add_lag(self, stats: DriverStats, pace: Pace | None = None, name: str = "") -> None:
         """Take in one target's send lag; with its ``pace``, judge whether the generator fell
@@ -120,13 +133,6 @@ class GeneratorMonitor:
         if p99 is not None and p99 > max(SATURATED_LAG_MS, interval):
             self.behind.append((p99, f"p99 send lag {p99:.1f} ms on {name or 'a target'}, whose requests are due "
                                f"every {interval:.3g} ms"))
-
-    def cpu(self) -> tuple[float, float]:
-        """This process's CPU since :meth:`start`: seconds, and percent of one core."""
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        seconds = usage.ru_utime + usage.ru_stime - self.cpu0
-        wall = max(time.perf_counter() - self.wall0, 1e-9)
-        return seconds, 100.0 * seconds / wall
 
     def finish(self, unsent: int) -> GeneratorStats:
         """The generator's figures; a team's CPU is its busiest process's (each is one core)."""
