@@ -15,7 +15,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["Setting", "Settings"]
+__all__ = ["DISK_ENGINES", "Setting", "Settings"]
 
 DISK_ENGINES = ("auto", "libaio", "psync")
 """``KDOCTOR_DISK_ENGINE``'s values (see :mod:`kdoctor.probes.diskio`)."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import gc
 import logging
 import time
 from collections.abc import Callable
@@ -57,9 +56,6 @@ def run_assignment(assignment: Assignment, node: NodeContext, clock_offset: floa
 
     clock = _Clock(clock_offset)
     started = clock.now()
-    # The worker's heap came along with the fork: left to the collector, every full collection
-    # would walk it (and write to its pages, copying them) while the probe presses.
-    gc.freeze()
 
     def helper(share: Share) -> None:
         # A helper of the team: its figures go to the first process (spread.gather); the result

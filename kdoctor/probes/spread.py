@@ -25,6 +25,7 @@ Progress (requests sent so far) is summed over the team through a small shared m
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import math
@@ -205,7 +206,8 @@ class Team:
         return cls(Share(0, count, peers=tuple(peers), slots=slots), pids)
 
     def close(self) -> None:
-        """Reap the helpers, killing any still running (a probe cut at its deadline)."""
+        """Reap the helpers, killing any still running (a probe cut at its deadline). Called
+        after the event loop has ended (it sleeps between its looks)."""
         limit = time.monotonic() + REAP_SECONDS
         for pid in self.pids:
             while True:
@@ -300,17 +302,20 @@ def _unpack_latency(packed: tuple[str, int, int, int, int]) -> Latency:
     return latency
 
 
+# DriverStats fields that are not plain numbers: packed on their own.
+_RICH = ("latency", "lag", "codes", "errors")
+
+
 def _pack(stats: DriverStats) -> dict[str, Any]:
-    """``stats`` as plain data for JSON: the histograms encoded, with
-    their exact count, sum, min and max."""
-    plain = {name: getattr(stats, name) for name in ("intended", "sent", "successes", "late", "unsent", "bytes",
-                                                    "first_send", "last_send", "start", "end", "window")}
+    """``stats`` as plain data for JSON: the histograms encoded, with their exact count, sum, min
+    and max."""
+    plain = {f.name: getattr(stats, f.name) for f in dataclasses.fields(stats) if f.name not in _RICH}
     return {**plain, "latency": _pack_latency(stats.latency), "lag": _pack_latency(stats.lag),
             "codes": dict(stats.codes), "errors": dict(stats.errors)}
 
 
 def _unpack(packed: dict[str, Any]) -> DriverStats:
-    stats = DriverStats(**{k: v for k, v in packed.items() if k not in ("latency", "lag", "codes", "errors")})
+    stats = DriverStats(**{k: v for k, v in packed.items() if k not in _RICH})
     stats.latency = _unpack_latency(packed["latency"])
     stats.lag = _unpack_latency(packed["lag"])
     stats.codes.update(packed["codes"])
