@@ -389,7 +389,10 @@ async def run(assignment: Assignment, spec: DiskIO, t0: float, monitor: Generato
 
 
 CPU_WAIT_SHARE = 0.02
-"""A profile whose I/O threads waited for a CPU this share of its time gets a warning."""
+"""A profile whose I/O threads waited for a CPU this share of its time gets a warning..."""
+CPU_WAIT_MIN_MS = 50.0
+"""...when the wait is at least this long: a dozen scheduler ticks (4 ms at HZ=250) over a short
+profile cannot move its tail, and a warning on every profile of a busy 2-core demo is noise."""
 
 
 def contention_notes(node: str, profiles: list[DiskProfileResult]) -> list[str]:
@@ -399,7 +402,8 @@ def contention_notes(node: str, profiles: list[DiskProfileResult]) -> list[str]:
     notes = []
     for p in profiles:
         threads = p.queue_depth if p.engine == "psync" else 1
-        if p.seconds > 0 and p.cpu_wait_ms / 1000 >= CPU_WAIT_SHARE * p.seconds * threads:
+        if (p.seconds > 0 and p.cpu_wait_ms >= CPU_WAIT_MIN_MS
+                and p.cpu_wait_ms / 1000 >= CPU_WAIT_SHARE * p.seconds * threads):
             notes.append(f"{node}: {p.name}: the I/O thread(s) waited {p.cpu_wait_ms:.0f} ms for a CPU over "
                          f"{p.seconds:.1f} s: other processes share this node's cores, and the latency tail "
                          "includes that wait, not only the disk's")

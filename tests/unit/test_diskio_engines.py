@@ -146,3 +146,8 @@ def test_profiles_report_their_cpu_wait(tmp_path: Path) -> None:
     result = run(spec(profiles=["etcd", "randRead"], queueDepths=[4], sizeInMiB=1), tmp_path)
     assert all(p.cpu_wait_ms >= 0 for p in result.profiles)
     assert all(p.cpu_percent > 0 for p in result.profiles)
+
+
+def test_a_short_wait_on_a_short_profile_is_not_said() -> None:
+    short = DiskProfileResult(name="seqRead", profile="seqRead", seconds=0.02, cpu_wait_ms=6.0)  # 30 %, 6 ms
+    assert diskio.contention_notes("n", [short]) == []
