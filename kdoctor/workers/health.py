@@ -16,7 +16,8 @@ from celery import bootsteps
 
 from kdoctor.workers.healthfile import Health, read_health, write_health
 
-__all__ = ["ConsumerTick", "Health", "Vitals", "consumer_verdict", "install", "read_health", "write_health"]
+__all__ = ["RECONNECTING", "ConsumerTick", "Health", "Vitals", "consumer_verdict", "install", "read_health",
+           "write_health"]
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,11 @@ class Vitals:
     the broker was lost and came back, as the heartbeat saw it."""
 
     consumer_tick = 0.0
+    consumer_up = False
+    """Whether the consumer's steps are started: Celery stops them when it loses its broker connection
+    and starts them again once it has reconnected and declared its queues. The heartbeat's own Redis
+    client reconnects at once, Celery's consumer only after its back-off (seconds), and a node that
+    beats "live" in between has its probe messages wait unconsumed for the whole round."""
     broker_lost = 0.0
     """When the heartbeat found Redis unreachable (0 while it is reachable)."""
     broker_back = 0.0
@@ -70,13 +76,18 @@ class ConsumerTick(bootsteps.StartStopStep):  # type: ignore[misc]
 
     def start(self, c: Any) -> None:
         _tick()
+        Vitals.consumer_up = True
         self.tref = c.timer.call_repeatedly(TICK_SECONDS, _tick)
         c.timer.call_after(IDLE_TRIM_SECONDS, _close_idle_connections, (c,))
 
     def stop(self, c: Any) -> None:
+        Vitals.consumer_up = False
         if self.tref is not None:
             c.timer.cancel(self.tref)
             self.tref = None
+
+
+RECONNECTING = "its Celery consumer is reconnecting to Redis"
 
 
 def _tick() -> None:
@@ -120,6 +131,8 @@ def consumer_verdict(role: str, settings_stall: float, started: bool) -> Health:
         return Health(role, alive=False, ready=False, why=f"its Celery consumer has not run for {silence:.0f} s")
     if silence > settings_stall:
         return Health(role, alive=True, ready=False, why=f"its Celery consumer has not run for {silence:.0f} s")
+    if not Vitals.consumer_up:
+        return Health(role, alive=True, ready=False, why=RECONNECTING)
     return Health(role, alive=True, ready=True)
 
 

@@ -86,6 +86,8 @@ class NodeHeartbeat:
                              self.info.name, silence)
                 os._exit(EXIT_STALLED)
             return f"its Celery consumer has not run for {silence:.0f} s"
+        if self.ready.is_set() and not health.Vitals.consumer_up:
+            return health.RECONNECTING
         trouble = self.agent.health()
         if not trouble:
             self._agent_trouble_since = 0.0

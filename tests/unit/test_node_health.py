@@ -34,6 +34,12 @@ class Agent:
         self.trouble = ""
 
 
+@pytest.fixture(autouse=True)
+def consumer_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The consumer's steps are started (Celery connected), as in a running worker."""
+    monkeypatch.setattr(health.Vitals, "consumer_up", True)
+
+
 def vouch(stall: float = 10.0) -> tuple[node.NodeHeartbeat, Agent]:
     agent = Agent()
     beat = node.NodeHeartbeat(None, Settings(stall_seconds=stall), NodeInfo(name="n"), agent)  # type: ignore[arg-type]
@@ -109,11 +115,29 @@ def test_a_redis_outage_is_not_the_consumers_silence(monkeypatch: pytest.MonkeyP
     health.Vitals.consumer_tick = now[0]
     now[0] += 1
     health.Vitals.broker_unreachable()           # Redis goes away; the consumer stops ticking
+    health.Vitals.consumer_up = False            # and Celery stops its steps to reconnect
     now[0] += 120                                # two minutes without Redis
-    assert health.Vitals.consumer_silence() == 1.0 and beat.problem() == ""
+    assert health.Vitals.consumer_silence() == 1.0 and beat.problem() == health.RECONNECTING
     health.Vitals.broker_reachable()             # back; the consumer is still in its backoff
-    now[0] += 20
+    now[0] += 1
+    assert beat.problem() == health.RECONNECTING  # the heartbeat is back first: not live yet
+    now[0] += 19
     assert health.Vitals.consumer_silence() == 20.0
     assert beat.problem().startswith("its Celery consumer has not run for 20 s")  # not ready, alive
     health.Vitals.consumer_tick = now[0]         # reconnected
+    health.Vitals.consumer_up = True
     assert beat.problem() == ""
+
+
+def test_a_reconnecting_consumer_is_not_ready_even_if_the_heartbeat_saw_no_outage() -> None:
+    # A Redis restart shorter than a heartbeat: the heartbeat's next write succeeds on a new
+    # connection, while Celery's consumer is still in its reconnect back-off with its steps stopped.
+    beat, _ = vouch()
+    beat.ready.set()
+    health.Vitals.consumer_tick = time.monotonic()
+    health.Vitals.consumer_up = False
+    assert beat.problem() == health.RECONNECTING
+    verdict = health.consumer_verdict("coordinator", 10.0, started=True)
+    assert (verdict.alive, verdict.ready, verdict.why) == (True, False, health.RECONNECTING)
+    health.Vitals.consumer_up = True
+    assert beat.problem() == "" and health.consumer_verdict("coordinator", 10.0, started=True).ready
