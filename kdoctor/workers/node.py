@@ -79,15 +79,14 @@ class NodeHeartbeat:
     def problem(self) -> str:
         """Why this node cannot take work now, or ``""``."""
         stall = self.settings.stall_seconds
-        silence = health.Vitals.consumer_silence()
-        if self.ready.is_set() and silence > stall:
-            if silence > 2 * stall:
-                log.critical("node %s: the Celery consumer has not run for %.0f s: exiting for a restart",
-                             self.info.name, silence)
-                os._exit(EXIT_STALLED)
-            return f"its Celery consumer has not run for {silence:.0f} s"
-        if self.ready.is_set() and not health.Vitals.consumer_up:
-            return health.RECONNECTING
+        # The consumer is judged as the coordinator's is (silence, reconnecting); only once it
+        # has started: before, the node is "starting" whatever its consumer says.
+        vitals = health.consumer_verdict("worker", stall, self.ready.is_set())
+        if not vitals.alive:
+            log.critical("node %s: %s: exiting for a restart", self.info.name, vitals.why)
+            os._exit(EXIT_STALLED)
+        if self.ready.is_set() and not vitals.ready:
+            return vitals.why
         trouble = self.agent.health()
         if not trouble:
             self._agent_trouble_since = 0.0
