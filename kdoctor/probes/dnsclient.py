@@ -12,6 +12,9 @@ sockets                           ``connections`` connected UDP sockets, non-blo
                                   sent round-robin with one ``send`` each (no transport layer)
 receiving                         one reader callback per socket drains every queued datagram
                                   (``recv`` until EAGAIN) instead of one callback per datagram
+refilling                         replies are recorded as read; their slots are refilled once per
+                                  burst (``batch`` replies, and at EAGAIN), so queries leave in
+                                  bursts and the server is woken once per burst, not per reply
 replies                           header only: ID, RCODE, ANCOUNT; full parse on a sample when
                                   ``expect.answers`` is set
 timeouts                          a FIFO of serials in send order (one timeout for all), swept
@@ -43,6 +46,8 @@ __all__ = ["QueryTable", "UdpClient"]
 SAMPLE_FIRST = 200
 SAMPLE_EVERY = 50
 SOCKET_BUFFER = 4 * 1024 * 1024
+# Replies read before their slots are refilled, at most (UdpClient.batch).
+BATCH = 32
 RECV_SIZE = 65535
 
 
@@ -76,7 +81,8 @@ class QueryTable:
         self.fifo: deque[int] = deque()
         self._serial = 0
         self.busy = 0
-        self.driver: Driver | None = None
+        self._driver: Driver | None = None
+        self._report: Callable[..., object] = _no_driver
         self.replies = 0
         """Accepted replies seen by the answer check (it samples by this count)."""
         self.timeouts = 0
@@ -87,6 +93,23 @@ class QueryTable:
         self.notes: Counter[str] = Counter()
         """Events not tied to one query: ICMP errors, malformed or stray datagrams."""
         self.timeout_label = "timeout"
+
+    batches = False
+    """Whether this client refills slots in bursts (:meth:`Driver.refill`) rather than one
+    per reply: replies are then only recorded as they are read."""
+
+    @property
+    def driver(self) -> Driver | None:
+        """The driver this table reports completions to."""
+        return self._driver
+
+    @driver.setter
+    def driver(self, driver: Driver | None) -> None:
+        self._driver = driver
+        if driver is None:
+            self._report = _no_driver
+        else:
+            self._report = driver.record if self.batches else driver.complete
 
     def take(self, due: float, now: float) -> tuple[int, bytes]:
         """Register one query sent now; returns its serial and its wire form (without framing)."""
@@ -123,8 +146,7 @@ class QueryTable:
         if ok and self._checks:
             error = self._check(data)
             ok = error is None
-        assert self.driver is not None
-        self.driver.complete(self.due[qid], self.sent[qid], ok, RCODE_NAMES[rcode], error, len(data))
+        self._report(self.due[qid], self.sent[qid], ok, RCODE_NAMES[rcode], error, len(data))
 
     def _check(self, data: bytes) -> str | None:
         """The answer checks of an accepted reply: the failure's name, or ``None``."""
@@ -147,8 +169,9 @@ class QueryTable:
             return
         self.serials[qid] = -1
         self.busy -= 1
-        assert self.driver is not None
-        self.driver.complete(self.due[qid], self.sent[qid], False, None, error, 0)
+        assert self._driver is not None
+        # Always complete: a failure is reported outside a burst of replies (sweep, close).
+        self._driver.complete(self.due[qid], self.sent[qid], False, None, error, 0)
 
     def sweep(self, now: float) -> None:
         """Fail every query older than the timeout (the FIFO is in send order)."""
@@ -191,6 +214,8 @@ class QueryTable:
 class UdpClient(QueryTable):
     """DNS over UDP to one server (the driver's :class:`~kdoctor.probes.pressure.Client`)."""
 
+    batches = True
+
     def __init__(
         self,
         server: str,
@@ -226,6 +251,10 @@ class UdpClient(QueryTable):
             raise
         self._turn = 0
         self._single = self._send[0] if len(self._send) == 1 else None
+        # Slots are refilled after this many replies: a fraction of the in-flight bound, so the
+        # pipeline never runs dry while a burst is being read (a burst of 64 with 100 in flight
+        # halved the rate measured here; 32 of 2,000 saved 12 % of CPU per query).
+        self.batch = max(1, min(BATCH, max_in_flight // 4))
 
     # -- Client protocol ---------------------------------------------------------------------
     def try_send(self, due: float, now: float) -> bool:
@@ -256,21 +285,34 @@ class UdpClient(QueryTable):
 
     # -- internals ---------------------------------------------------------------------------
     def _readable(self, sock: socket.socket) -> None:
-        recv, on_reply = sock.recv, self.on_reply
-        while True:
-            try:
-                data = recv(RECV_SIZE)
-            except BlockingIOError:
-                return
-            except ConnectionRefusedError:
-                # ICMP port unreachable, reported once on this socket; keep reading.
-                self.notes["icmp-refused"] += 1
-                self.timeout_label = "refused"
-                continue
-            except OSError as exc:
-                self.notes[_send_error(exc)] += 1
-                return
-            on_reply(data)
+        recv, on_reply, batch = sock.recv, self.on_reply, self.batch
+        read = 0
+        try:
+            while True:
+                try:
+                    data = recv(RECV_SIZE)
+                except BlockingIOError:
+                    return
+                except ConnectionRefusedError:
+                    # ICMP port unreachable, reported once on this socket; keep reading.
+                    self.notes["icmp-refused"] += 1
+                    self.timeout_label = "refused"
+                    continue
+                except OSError as exc:
+                    self.notes[_send_error(exc)] += 1
+                    return
+                on_reply(data)
+                read += 1
+                if read == batch:
+                    self._refill()
+                    read = 0
+        finally:
+            if read:
+                self._refill()
+
+    def _refill(self) -> None:
+        if self._driver is not None:
+            self._driver.refill()
 
     def _flush_failed(self) -> None:
         failed, self._failed = self._failed, []
@@ -283,6 +325,10 @@ class UdpClient(QueryTable):
                 self._loop.remove_reader(sock.fileno())
                 sock.close()
         self.sockets.clear()
+
+
+def _no_driver(*args: object) -> None:
+    raise RuntimeError("a reply arrived before the client was given its driver")
 
 
 def sockaddr(server: str, port: int, family: int) -> tuple[Any, ...]:

@@ -24,7 +24,8 @@ they are counted as ``unsent`` and dropped, never burst later. Requests sent mor
 
 A client plugs in through :class:`Client`: ``try_send`` starts one request now (non-blocking),
 ``sweep`` fails requests past their timeout, and the client reports every completion by calling
-:meth:`Driver.complete`. No Task object is created per request: at 10 k QPS the per-request cost
+:meth:`Driver.complete` (or, reading replies in bursts, :meth:`Driver.record` for each and
+:meth:`Driver.refill` once per burst). No Task object is created per request: at 10 k QPS the per-request cost
 is what decides whether the generator keeps up.
 
 Time comes from a :class:`Clock` (default :class:`LoopClock`: ``perf_counter`` and event-loop
@@ -257,7 +258,15 @@ class Driver:
 
     def complete(self, due: float, sent: float, ok: bool, code: str | None, error: str | None,
                  nbytes: int) -> None:
-        """Record one finished request (called by the client)."""
+        """Record one finished request and refill its slot (called by the client)."""
+        self._after(self.record(due, sent, ok, code, error, nbytes), once=True)
+
+    def record(self, due: float, sent: float, ok: bool, code: str | None, error: str | None,
+               nbytes: int) -> float:
+        """Record one finished request without refilling its slot; returns the instant it was
+        recorded. A client that reads replies in bursts records each and then calls
+        :meth:`refill` once: the freed slots are sent together, so the server is woken once per
+        burst instead of once per reply (on loopback, waking it is the largest kernel cost)."""
         now = self._now()
         stats = self.stats
         if code is not None:
@@ -271,15 +280,30 @@ class Driver:
         if ok:
             stats.successes += 1
         stats.bytes += nbytes
+        return now
+
+    def refill(self) -> None:
+        """Send into every slot freed by the requests recorded (:meth:`record`) since the last refill."""
+        self._after(self._now(), once=False)
+
+    def _after(self, now: float, once: bool) -> None:
+        """What a finished request frees: in closed loop, its slot is refilled (``once``: one
+        send; else until the client is full); otherwise the backlog is pumped. When nothing is
+        left to send or in flight, the run loop is told."""
         if self._refill:
-            # One completion frees one slot: one send refills it (the run loop tops up the rest).
-            if now < self._stop and self.client.try_send(now, now):
-                stats.sent += 1
-                stats.last_send = now
-            elif self.client.in_flight() == 0:
+            if now < self._stop:
+                if once:
+                    if self.client.try_send(now, now):
+                        stats = self.stats
+                        stats.sent += 1
+                        stats.last_send = now
+                        return
+                else:
+                    self._fill(now)
+            if self.client.in_flight() == 0:
                 self._drained.set()
         elif self._head < self._next:
-            self._pump(now, once=True)  # one completion frees one slot: the run loop sends the rest
+            self._pump(now, once)  # the run loop sends what these slots could not
         elif self._finished_sending and self.client.in_flight() == 0:
             self._drained.set()
 

@@ -18,8 +18,11 @@ from kdoctor.api import Client
 from kdoctor.local.cluster import LocalCluster
 from kdoctor.local.dnsmasq import DOMAIN, HOSTS, Dnsmasq
 from kdoctor.probes import netdns
+from kdoctor.probes.dnsclient import UdpClient
+from kdoctor.probes.dnswire import QuerySet
 from kdoctor.probes.kinds import NodeContext
 from kdoctor.probes.measure import GeneratorMonitor
+from kdoctor.probes.pressure import Driver, DriverStats, Pace
 from kdoctor.specs import load_spec, load_text
 from kdoctor.specs.netdns import Netdns
 from kdoctor.specs.nodes import NodeInfo
@@ -139,6 +142,26 @@ def test_dns_over_tls_verified_by_ca() -> None:
         # Without a CA the channel is encrypted but the server not verified (kdoctor's behaviour).
         unverified = run_node(spec("127.0.0.1", unbound.port, qps=20, protocol="tcp-tls"))
         assert unverified.status == "passed", unverified.reason
+
+
+@pytest.mark.parametrize("in_flight", [1, 5, 128])
+def test_udp_closed_loop_refills_in_bursts_and_every_query_is_answered(dnsmasq: Dnsmasq, in_flight: int) -> None:
+    # The UDP client records replies as it reads them and refills their slots per burst
+    # (UdpClient.batch: 1, 1 and 32 here): every query sent is answered, none is left behind. (This
+    # dnsmasq answers about 190 at once and drops the rest: more in flight would time out.)
+    async def go() -> tuple[DriverStats, int, int]:
+        client = UdpClient("127.0.0.1", dnsmasq.port, QuerySet([WWW], "A"), timeout=1.0, max_in_flight=in_flight)
+        driver = Driver(client, Pace(qps=0, duration=0.3, timeout=1.0))
+        client.driver = driver
+        try:
+            return await driver.run(time.perf_counter()), client.batch, client.in_flight()
+        finally:
+            await client.aclose()
+
+    stats, batch, left = uvloop.run(go())
+    assert batch == max(1, min(32, in_flight // 4))
+    assert stats.sent > in_flight and stats.sent == stats.successes == stats.codes["NOERROR"]
+    assert not stats.errors and left == 0
 
 
 @pytest.mark.parametrize("protocol", ["udp", "tcp"])

@@ -18,9 +18,9 @@ T0 = 1024.5  # the clock starts at 1024.0: the driver waits half a second for it
 
 
 def drive(pace: Pace, capacity: int, service: Callable[[float], float],
-          timeout: float = 1.0) -> tuple[DriverStats, ScriptedClient]:
+          timeout: float = 1.0, batch: int = 0) -> tuple[DriverStats, ScriptedClient]:
     clock = VirtualClock()
-    client = ScriptedClient(clock, capacity, service, timeout)
+    client = ScriptedClient(clock, capacity, service, timeout, batch=batch)
     driver = Driver(client, pace, clock)
     client.driver = driver
     stats = asyncio.run(driver.run(T0))
@@ -116,3 +116,35 @@ def test_closed_loop_keeps_every_slot_busy_for_the_duration() -> None:
     assert all(s.sent < T0 + 1 for s in client.log)
     assert stats.latency.min_us == stats.latency.max_us == int(1e6 / 64)
 
+
+
+def test_closed_loop_refilled_in_bursts_keeps_the_counts_and_drains() -> None:
+    # 8 slots answered together every 1/64 s; the client records each reply and refills the
+    # freed slots once per 3 replies and at the end of the instant, as the UDP DNS client does.
+    stats, client = drive(Pace(qps=0, duration=1, timeout=1.0), capacity=8, service=lambda _: 1 / 64, batch=3)
+    assert client.most_busy == 8
+    assert stats.sent == stats.successes == stats.intended == 8 * 64 == len(client.log)
+    assert all(s.sent < T0 + 1 for s in client.log)
+    assert stats.latency.min_us == stats.latency.max_us == int(1e6 / 64)
+    # 8 replies per instant: refills after the 3rd and the 6th, then the last 2 at the drain;
+    # each sends as many as it freed, until the duration is over (the last 64th's refills send 0).
+    assert client.refills == [3, 3, 2] * 63 + [0, 0, 0]
+    assert client.busy == 0
+
+
+def test_open_loop_backlog_refilled_in_bursts_is_sent_or_unsent_exactly() -> None:
+    # As test_concurrency_is_bounded_by_the_client, the client refilling once per 2 replies:
+    # the counts and the bound are the same, since a burst only defers sends within an instant.
+    stats, client = drive(Pace(qps=128, duration=1, timeout=1.0), capacity=5, service=lambda _: 1 / 8, batch=2)
+    assert client.most_busy == 5
+    assert stats.sent == 80 and stats.unsent == 48 and stats.sent == len(client.log) == stats.successes
+    assert max(s.sent - s.due for s in client.log) <= 1.0
+    dues = [s.due for s in sorted(client.log, key=lambda s: s.sent)]
+    assert dues == sorted(dues)  # the backlog still leaves in schedule order
+
+
+def test_open_loop_refilled_in_bursts_below_capacity_is_the_schedule() -> None:
+    stats, client = drive(Pace(qps=128, duration=2, timeout=1.0), capacity=4, service=lambda _: 1 / 256, batch=32)
+    assert stats.intended == 256 == stats.sent == stats.successes == len(client.log)
+    assert stats.unsent == 0 and stats.late == 0
+    assert all(abs(s.sent - s.due) < 1e-6 for s in client.log)

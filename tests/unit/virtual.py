@@ -5,6 +5,9 @@ and it moves from one scheduled event to the next, so every completion happens a
 instant the client scheduled it. :class:`ScriptedClient` is a server and a client in one: it has
 ``capacity`` slots (connections), answers each request after ``service(sent)`` seconds and keeps a
 log of every request, so a test can compare what the driver measured with what really happened.
+With ``batch``, it reads replies as the UDP DNS client does: each is recorded
+(:meth:`Driver.record`) and the freed slots are refilled (:meth:`Driver.refill`) after ``batch``
+replies, and after the last reply of an instant (the socket would be drained there).
 One clock drives one driver (two drivers would both advance it).
 """
 
@@ -74,11 +77,17 @@ class ScriptedClient:
     log: list[Sent] = field(default_factory=list)
     busy: int = 0
     most_busy: int = 0
+    batch: int = 0
+    refills: list[int] = field(default_factory=list)
+    """How many requests each refill sent (batching only)."""
+    sends: int = 0
+    _read: int = 0
 
     def try_send(self, due: float, now: float) -> bool:
         if self.busy >= self.capacity:
             return False
         self.busy += 1
+        self.sends += 1
         self.most_busy = max(self.most_busy, self.busy)
         took = self.service(now)
         if took > self.timeout:
@@ -91,7 +100,27 @@ class ScriptedClient:
         self.busy -= 1
         self.log.append(Sent(due, sent, self.clock.t))
         assert self.driver is not None
-        self.driver.complete(due, sent, code is not None, code, error, 100 if code else 0)
+        if not self.batch:
+            self.driver.complete(due, sent, code is not None, code, error, 100 if code else 0)
+            return
+        self.driver.record(due, sent, code is not None, code, error, 100 if code else 0)
+        self._read += 1
+        if self._read == 1:
+            # Runs after every event already due at this instant: the end of the burst.
+            self.clock.call_at(self.clock.t, self._drained)
+        if self._read == self.batch:
+            self._refill()
+
+    def _drained(self) -> None:
+        if self._read:
+            self._refill()
+
+    def _refill(self) -> None:
+        self._read = 0
+        assert self.driver is not None
+        before = self.sends
+        self.driver.refill()
+        self.refills.append(self.sends - before)
 
     def sweep(self, now: float) -> None:
         """Timeouts are scheduled on the clock; nothing to sweep."""
