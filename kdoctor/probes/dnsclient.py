@@ -10,8 +10,9 @@ IDs                               a serial counter; ID = serial mod 65536, skipp
                                   its query timed out is counted as stray, not as a new answer
 sockets                           ``connections`` connected UDP sockets, non-blocking, queries
                                   sent round-robin with one ``send`` each (no transport layer)
-receiving                         one reader callback per socket drains every queued datagram
-                                  (``recv`` until EAGAIN) instead of one callback per datagram
+receiving                         one reader callback per socket reads every queued datagram
+                                  (``recv`` until EAGAIN, at most ``READ_MAX``: the loop's timers and
+                                  other targets get their turn) instead of one callback per datagram
 refilling                         replies are recorded as read; their slots are refilled once per
                                   burst (``batch`` replies, and at EAGAIN), so queries leave in
                                   bursts and the server is woken once per burst, not per reply
@@ -48,6 +49,11 @@ SAMPLE_EVERY = 50
 SOCKET_BUFFER = 4 * 1024 * 1024
 # Replies read before their slots are refilled, at most (UdpClient.batch).
 BATCH = 32
+# Datagrams one reader callback reads at most. Refilled slots bring replies back while it reads,
+# so "until EAGAIN" alone could hold the event loop for hundreds of milliseconds (seen: 200 ms),
+# starving the driver's schedule and sweep and every other target of the process; the socket is
+# still readable afterwards, so the loop calls the reader again on its next turn.
+READ_MAX = 1024
 RECV_SIZE = 65535
 
 
@@ -286,9 +292,10 @@ class UdpClient(QueryTable):
     # -- internals ---------------------------------------------------------------------------
     def _readable(self, sock: socket.socket) -> None:
         recv, on_reply, batch = sock.recv, self.on_reply, self.batch
-        read = 0
+        read, left = 0, READ_MAX
         try:
-            while True:
+            while left:
+                left -= 1
                 try:
                     data = recv(RECV_SIZE)
                 except BlockingIOError:

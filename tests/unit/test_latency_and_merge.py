@@ -63,6 +63,26 @@ def test_one_pass_percentiles_equal_hdrh(seed: int) -> None:
         assert rec.percentiles_us(pcts) == [rec.hist.get_value_at_percentile(p) for p in pcts]
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_a_run_recorded_at_once_equals_recording_each_value(seed: int) -> None:
+    rng = random.Random(seed)
+    ones, runs, fell_back = Latency(), Latency(), 0
+    for _ in range(3000):
+        top = rng.choice([rng.randint(1, 3000), rng.randint(3000, 2_000_000)])
+        values = sorted((max(1, top - rng.randint(0, 600)) for _ in range(rng.randint(1, 40))), reverse=True)
+        for us in values:
+            ones.record_us(us)
+        if not runs.record_run_us(values[0], values[-1], len(values), sum(values)):
+            fell_back += 1
+            for us in values:
+                runs.record_us(us)
+    assert 0 < fell_back < 3000  # both paths taken
+    ones.flush()
+    runs.flush()
+    assert list(runs.hist.counts) == list(ones.hist.counts)
+    assert (runs.count, runs.sum_us, runs.min_us, runs.max_us) == (ones.count, ones.sum_us, ones.min_us, ones.max_us)
+
+
 def test_judge_names_every_failed_condition() -> None:
     expect = Expect(success_rate=0.99, mean_access_delay_in_ms=10, p99_access_delay_in_ms=50)
     assert judge_target(_target(latency_ms=LatencyMs(count=1, mean=1, p99=2)), expect) == ("passed", "")

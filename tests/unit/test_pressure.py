@@ -11,7 +11,10 @@ import asyncio
 import itertools
 from collections.abc import Callable
 
+import pytest
+
 from kdoctor.probes.pressure import TIMER_SLACK, Driver, DriverStats, Pace
+from kdoctor.specs.latency import Latency
 from tests.unit.virtual import ScriptedClient, VirtualClock
 
 T0 = 1024.5  # the clock starts at 1024.0: the driver waits half a second for its start
@@ -148,3 +151,22 @@ def test_open_loop_refilled_in_bursts_below_capacity_is_the_schedule() -> None:
     assert stats.intended == 256 == stats.sent == stats.successes == len(client.log)
     assert stats.unsent == 0 and stats.late == 0
     assert all(abs(s.sent - s.due) < 1e-6 for s in client.log)
+
+
+@pytest.mark.parametrize("batch", [0, 4, 16])
+def test_send_lag_of_a_backlog_is_every_request_s_own(batch: int) -> None:
+    # A backlog leaves in runs (up to ``batch`` tokens at one instant, 15 µs of schedule apart),
+    # their lags recorded a run at a time where they share a bucket: the histogram, count, sum,
+    # min and max are those of every request's own lag.
+    stats, client = drive(Pace(qps=65536, duration=0.25, timeout=1.0), capacity=16, service=lambda _: 1 / 64,
+                          batch=batch)
+    assert stats.unsent > 0 and stats.sent > 100  # a backlog at the lateness bound: lags up to 1 s
+    expected = Latency()
+    for s in client.log:
+        expected.record_us(max(1, int((s.sent - s.due) * 1_000_000)))
+    stats.lag.flush()
+    expected.flush()
+    assert list(stats.lag.hist.counts) == list(expected.hist.counts)
+    assert (stats.lag.count, stats.lag.sum_us, stats.lag.min_us, stats.lag.max_us) == (
+        expected.count, expected.sum_us, expected.min_us, expected.max_us)
+    assert stats.late == sum(1 for s in client.log if s.sent - s.due > 0.010)
