@@ -23,6 +23,11 @@ timeouts                          a FIFO of serials in send order (one timeout f
 ICMP errors                       on a connected socket the kernel reports "port unreachable" on
                                   the next ``recv``: counted, reading goes on, and the queries that
                                   then time out are reported as ``refused``
+receive buffer                    room for every reply in flight (``SO_RCVBUFFORCE`` where allowed,
+                                  else what ``net.core.rmem_max`` lets ``SO_RCVBUF`` have); replies
+                                  the socket still drops are counted from the kernel's own counter
+                                  (:meth:`UdpClient.dropped`) and reported as the generator's, since
+                                  their queries time out as if the server had lost them
 ================================  ===============================================================
 """
 
@@ -30,9 +35,11 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import os
 import socket
 from collections import Counter, deque
 from collections.abc import Callable, Collection
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kdoctor.probes.dnswire import ID_PREFIX, RCODE_NAMES, QuerySet, answer_matches
@@ -40,13 +47,18 @@ from kdoctor.probes.dnswire import ID_PREFIX, RCODE_NAMES, QuerySet, answer_matc
 if TYPE_CHECKING:
     from kdoctor.probes.pressure import Driver
 
-__all__ = ["QueryTable", "UdpClient"]
+__all__ = ["QueryTable", "UdpClient", "socket_drops"]
 
 # The answer check parses every reply up to this many, then one in SAMPLE_EVERY: enough to catch a
 # wrong answer at once without paying dnspython's parse on every reply at full speed.
 SAMPLE_FIRST = 200
 SAMPLE_EVERY = 50
 SOCKET_BUFFER = 4 * 1024 * 1024
+# A small reply takes about 830 bytes of receive buffer on Linux (measured: its skb's truesize);
+# the buffer asked for holds every reply in flight, between SOCKET_BUFFER and this.
+REPLY_TRUESIZE = 1024
+MAX_RECEIVE_BUFFER = 64 * 1024 * 1024
+SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)  # Linux's value, where Python lacks the name
 # Replies read before their slots are refilled, at most (UdpClient.batch).
 BATCH = 32
 # Datagrams one reader callback reads at most. Refilled slots bring replies back while it reads,
@@ -234,7 +246,9 @@ class UdpClient(QueryTable):
         answer_nonempty: bool = False,
         expected: Collection[str] | None = None,
         connections: int = 1,
+        receive_buffer: int | None = None,
     ) -> None:
+        """``receive_buffer``: bytes per socket (default: room for ``max_in_flight`` replies)."""
         super().__init__(queries, timeout=timeout, max_in_flight=max_in_flight, accept=accept,
                          answer_nonempty=answer_nonempty, expected=expected)
         family = socket.AF_INET6 if ":" in server else socket.AF_INET
@@ -247,8 +261,9 @@ class UdpClient(QueryTable):
                 sock = socket.socket(family, socket.SOCK_DGRAM)
                 self.sockets.append(sock)
                 sock.setblocking(False)
-                for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
-                    sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER)
+                _receive_buffer(sock, receive_buffer or min(MAX_RECEIVE_BUFFER, max(
+                    SOCKET_BUFFER, max_in_flight * REPLY_TRUESIZE)))
                 sock.connect(sockaddr(server, port, family))
                 self._send.append(sock.send)
                 self._loop.add_reader(sock.fileno(), self._readable, sock)
@@ -283,6 +298,11 @@ class UdpClient(QueryTable):
 
     def in_flight(self) -> int:
         return self.busy
+
+    def dropped(self) -> int | None:
+        """Replies this client's sockets dropped so far because their receive buffer was full
+        (the kernel's per-socket counter, ``/proc/net/udp``); ``None`` where it cannot be read."""
+        return socket_drops([os.fstat(sock.fileno()).st_ino for sock in self.sockets if sock.fileno() >= 0])
 
     async def aclose(self) -> None:
         self._flush_failed()
@@ -332,6 +352,32 @@ class UdpClient(QueryTable):
                 self._loop.remove_reader(sock.fileno())
                 sock.close()
         self.sockets.clear()
+
+
+def _receive_buffer(sock: socket.socket, size: int) -> None:
+    """Ask for ``size`` bytes of receive buffer: past ``net.core.rmem_max`` with CAP_NET_ADMIN
+    (``SO_RCVBUFFORCE``), else as much of it as ``SO_RCVBUF`` is allowed (the kernel caps it)."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, size)
+    except OSError:  # EPERM without CAP_NET_ADMIN
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+
+
+def socket_drops(inodes: Collection[int], tables: Collection[str] = ("/proc/net/udp", "/proc/net/udp6")) -> int | None:
+    """The datagrams the UDP sockets with these inodes dropped (the last column of the kernel's
+    socket tables, which are per network namespace: ours); ``None`` where none can be read."""
+    wanted, total, read = set(inodes), 0, False
+    for table in tables:
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        read = True
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 9 and fields[9].isdigit() and int(fields[9]) in wanted:
+                total += int(fields[-1])
+    return total if read else None
 
 
 def _no_driver(*args: object) -> None:

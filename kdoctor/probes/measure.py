@@ -115,6 +115,8 @@ class GeneratorMonitor(CpuMeter):
     """How many processes pressed (:mod:`kdoctor.probes.spread`)."""
     peers: list[tuple[float, float]] = field(default_factory=list)
     """The other processes' CPU: (seconds, percent of one core)."""
+    dropped_replies: int = 0
+    """Replies the generator's own sockets dropped (receive buffer full), every process's."""
 
     def add_lag(self, stats: DriverStats, pace: Pace | None = None, name: str = "") -> None:
         """Take in one target's send lag; with its ``pace``, judge whether the generator fell
@@ -151,6 +153,9 @@ class GeneratorMonitor(CpuMeter):
             reasons.append(max(self.behind)[1] + more)
         if unsent:
             reasons.append(f"{unsent} request(s) not sent on time")
+        if self.dropped_replies:
+            reasons.append(f"its own sockets dropped {self.dropped_replies} repl(ies) with their receive buffer full: "
+                           "as many of the timeouts are the generator's, not the server's")
         return GeneratorStats(
             cpu_seconds=round(cpu, 3),
             cpu_percent=round(percent, 1),

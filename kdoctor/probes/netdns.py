@@ -47,6 +47,8 @@ __all__ = ["KIND", "plan", "read_nameservers", "run"]
 
 RESOLV_CONF = "resolv.conf"
 MAX_IN_FLIGHT = 60000  # 16-bit query IDs, with room to skip busy ones
+# The event under which a UDP client notes the replies its own sockets dropped (DnsFigures.events).
+DROPPED_REPLIES = "generator-dropped-replies"
 SCHEMES = {"udp": "udp", "tcp": "tcp", "tcp-tls": "tls"}
 # Queries per second one process (one uvloop event loop) is trusted to hold: about half of what
 # one saturates at on a 2-vCPU VM (UDP ~140 k/s); above it the node's generator spreads over
@@ -244,6 +246,15 @@ def _figures(item: PlannedTarget, spec: Netdns, client: QueryTable, stats: Drive
     )
 
 
+def _count_drops(client: UdpClient | StreamClient) -> None:
+    """Note the replies a UDP client's own sockets dropped (receive buffer full): their queries
+    timed out as if the server had lost them, so the report must say whose loss they were."""
+    if isinstance(client, UdpClient):
+        dropped = client.dropped()
+        if dropped:
+            client.notes[DROPPED_REPLIES] += dropped
+
+
 def _why(result: TargetResult, figures: DnsFigures, accepted: Sequence[str]) -> str:
     """What the failed queries got: unaccepted RCODEs, answer-check failures, errors."""
     parts = [f"{code} {n}" for code, n in figures.rcodes.items() if code not in accepted]
@@ -272,6 +283,8 @@ async def run(assignment: Assignment, spec: Netdns, t0: float, monitor: Generato
             client.driver = driver
             drivers.append((item, pace, client, driver))
         all_stats = await asyncio.gather(*(driver.run(t0) for *_, driver in drivers))
+        for _, _, client, _ in drivers:
+            _count_drops(client)  # before gather: a team's counts travel in the clients' tallies
         await spread.gather(share, [(item.name, stats, driver.pace, client) for (item, _, client, driver), stats
                                     in zip(drivers, all_stats, strict=True)], monitor)
     finally:
@@ -280,6 +293,7 @@ async def run(assignment: Assignment, spec: Netdns, t0: float, monitor: Generato
     unsent = 0
     for (item, pace, client, _), stats in zip(drivers, all_stats, strict=True):
         monitor.add_lag(stats, pace, item.name)
+        monitor.dropped_replies += client.notes.get(DROPPED_REPLIES, 0)
         unsent += stats.unsent
         figures = _figures(item, spec, client, stats)
         result = target_result(item, stats, pace, monitor.processes).model_copy(update={"dns": figures})

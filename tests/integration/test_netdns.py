@@ -3,7 +3,9 @@ and one round through three real workers."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -18,7 +20,7 @@ from kdoctor.api import Client
 from kdoctor.local.cluster import LocalCluster
 from kdoctor.local.dnsmasq import DOMAIN, HOSTS, Dnsmasq
 from kdoctor.probes import netdns
-from kdoctor.probes.dnsclient import UdpClient
+from kdoctor.probes.dnsclient import UdpClient, socket_drops
 from kdoctor.probes.dnswire import QuerySet
 from kdoctor.probes.kinds import NodeContext
 from kdoctor.probes.measure import GeneratorMonitor
@@ -162,6 +164,52 @@ def test_udp_closed_loop_refills_in_bursts_and_every_query_is_answered(dnsmasq: 
     assert batch == max(1, min(32, in_flight // 4))
     assert stats.sent > in_flight and stats.sent == stats.successes == stats.codes["NOERROR"]
     assert not stats.errors and left == 0
+
+
+def test_the_kernel_s_count_of_a_socket_s_dropped_datagrams_is_read() -> None:
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    with receiver, sender:
+        receiver.bind(("127.0.0.1", 0))
+        receiver.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        inode = os.fstat(receiver.fileno()).st_ino
+        assert socket_drops([inode]) == 0
+        for _ in range(200):
+            sender.sendto(b"x" * 40, receiver.getsockname())
+        receiver.setblocking(False)
+        held = 0
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                receiver.recv(100)
+                held += 1
+        assert 0 < held < 200
+        assert socket_drops([inode]) == 200 - held  # loopback delivers at once: the rest was dropped
+        assert socket_drops([inode + 1_000_000]) == 0
+
+
+def test_replies_the_client_s_own_socket_drops_are_counted_as_its_own() -> None:
+    # A receive buffer of a few replies, 400 queries sent at once: the server answers them all,
+    # the client's socket keeps a few and drops the rest, whose queries then time out.
+    with Unbound() as unbound:
+        async def go() -> tuple[DriverStats, int | None]:
+            client = UdpClient("127.0.0.1", unbound.port, QuerySet([WWW], "A"), timeout=0.3, max_in_flight=400,
+                               receive_buffer=4096)
+            driver = Driver(client, Pace(qps=0, duration=0.2, timeout=0.3))
+            client.driver = driver
+            try:
+                return await driver.run(time.perf_counter()), client.dropped()
+            finally:
+                await client.aclose()
+
+        stats, dropped = uvloop.run(go())
+    assert dropped is not None and dropped > 0
+    assert stats.errors["timeout"] >= dropped
+    monitor = GeneratorMonitor()
+    monitor.start()
+    monitor.dropped_replies = dropped
+    generator = monitor.finish(0)
+    assert generator.saturated and f"dropped {dropped} repl(ies)" in generator.reason
+    assert "not the server's" in generator.reason
 
 
 @pytest.mark.parametrize("protocol", ["udp", "tcp"])
