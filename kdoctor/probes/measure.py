@@ -155,7 +155,7 @@ class GeneratorMonitor(CpuMeter):
             reasons.append(f"{unsent} request(s) not sent on time")
         if self.dropped_replies:
             reasons.append(f"its own sockets dropped {self.dropped_replies} repl(ies) with their receive buffer full: "
-                           "as many of the timeouts are the generator's, not the server's")
+                           "up to as many of the timeouts are the generator's, not the server's")
         return GeneratorStats(
             cpu_seconds=round(cpu, 3),
             cpu_percent=round(percent, 1),

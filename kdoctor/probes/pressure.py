@@ -345,8 +345,10 @@ class Driver:
         # tokens first..head-1 fall from the first's to lag_us; recorded as one run when they
         # share a histogram bucket, else again one by one from their due times.
         stats = self.stats
-        top = max(LOWEST_US, int((now - (t0 + (first + phase) * interval)) * 1_000_000))
-        if not stats.lag.record_run_us(top, lag_us, head - first, total):
+        if head - first == 1:  # one completion's refill (HTTP's usual case): no run to speak of
+            self._lag_us(lag_us)
+        elif not stats.lag.record_run_us(max(LOWEST_US, int((now - (t0 + (first + phase) * interval)) * 1_000_000)),
+                                         lag_us, head - first, total):
             record = self._lag_us
             for token in range(first, head):
                 record(max(LOWEST_US, int((now - (t0 + (token + phase) * interval)) * 1_000_000)))
