@@ -302,6 +302,8 @@ def real_round(rounds: Any, port: int, concurrency: int | None) -> dict[str, Any
             "replies": target.successes * target.achieved_qps / target.requests if target.requests else 0.0,
             "unsent": target.unsent,
             "timeouts": target.dns.timeouts if target.dns else 0, "processes": target.generator_processes,
+            # replies the generator's own sockets dropped (receive buffer full): timeouts of ours
+            "dropped": target.dns.events.get("generator-dropped-replies", 0) if target.dns else 0,
             "cpu": node.generator.cpu_percent if node.generator else 0.0}
 
 
@@ -317,7 +319,7 @@ def real_round_section(data: Path, rounds: int) -> None:
           f"unbound with 2 threads (no query log), {rounds} interleaved round(s); ours: the report's achieved "
           "rate (sent/s) / replies per second, and replies / dnsperf")
     print(f"  {'round':>5} | {'dnsperf QPS':>11} | " + " | ".join(f"{n:>30}" for n in names)
-          + " | procs | busiest CPU % | timeouts (default bound)")
+          + " | procs | busiest CPU % | timeouts / replies our sockets dropped (default bound)")
     table: list[list[float]] = []
     with Unbound(threads=2) as server, RealRounds() as real:
         twos = []
@@ -328,7 +330,8 @@ def real_round_section(data: Path, rounds: int) -> None:
             table.append([ref.throughput] + [r["replies"] for r in runs] + [r["achieved"] for r in runs])
             cells = [f"{r['achieved']:8.0f} / {r['replies']:8.0f} {r['replies'] / ref.throughput:9.2f}" for r in runs]
             print(f"  {index + 1:5d} | {ref.throughput:11.0f} | " + " | ".join(f"{c:>30}" for c in cells)
-                  + f" | {runs[0]['processes']:5d} | {runs[0]['cpu']:13.0f} | {runs[-1]['timeouts']}", flush=True)
+                  + f" | {runs[0]['processes']:5d} | {runs[0]['cpu']:13.0f} | "
+                  + f"{runs[-1]['timeouts']} / {runs[-1]['dropped']}", flush=True)
     # Each round's figures against the dnsperf run of that round, then the median of those
     # ratios: never a ratio of medians taken from different rounds.
     ratios = [statistics.median(row[i] / row[0] for row in table) for i in range(1, len(table[0]))]
