@@ -286,6 +286,7 @@ def real_round(rounds: Any, port: int, concurrency: int | None) -> dict[str, Any
     """One real Netdns round through coordinator and worker: the report's figures.
     ``concurrency``: the spec's bound on queries in flight, ``None`` for its default."""
     from bench.rounds import only_target
+    from kdoctor.probes.netdns import DROPPED_REPLIES
 
     request: dict[str, Any] = {"qps": ROUND_QPS, "durationInSecond": ROUND_SECONDS, "perRequestTimeoutInMS": 1000,
                                "domain": NAME}
@@ -303,7 +304,7 @@ def real_round(rounds: Any, port: int, concurrency: int | None) -> dict[str, Any
             "unsent": target.unsent,
             "timeouts": target.dns.timeouts if target.dns else 0, "processes": target.generator_processes,
             # replies the generator's own sockets dropped (receive buffer full): timeouts of ours
-            "dropped": target.dns.events.get("generator-dropped-replies", 0) if target.dns else 0,
+            "dropped": target.dns.events.get(DROPPED_REPLIES, 0) if target.dns else 0,
             "cpu": node.generator.cpu_percent if node.generator else 0.0}
 
 

@@ -47,7 +47,7 @@ from kdoctor.probes.dnswire import ID_PREFIX, RCODE_NAMES, QuerySet, answer_matc
 if TYPE_CHECKING:
     from kdoctor.probes.pressure import Driver
 
-__all__ = ["QueryTable", "UdpClient", "socket_drops"]
+__all__ = ["QueryTable", "UdpClient", "drops_by_inode", "socket_drops"]
 
 # The answer check parses every reply up to this many, then one in SAMPLE_EVERY: enough to catch a
 # wrong answer at once without paying dnspython's parse on every reply at full speed.
@@ -294,10 +294,14 @@ class UdpClient(QueryTable):
     def in_flight(self) -> int:
         return self.busy
 
+    def inodes(self) -> list[int]:
+        """The inodes of this client's open sockets (how the kernel's socket tables name them)."""
+        return [os.fstat(sock.fileno()).st_ino for sock in self.sockets if sock.fileno() >= 0]
+
     def dropped(self) -> int | None:
         """Replies this client's sockets dropped so far because their receive buffer was full
         (the kernel's per-socket counter, ``/proc/net/udp``); ``None`` where it cannot be read."""
-        return socket_drops([os.fstat(sock.fileno()).st_ino for sock in self.sockets if sock.fileno() >= 0])
+        return socket_drops(self.inodes())
 
     async def aclose(self) -> None:
         self._flush_failed()
@@ -365,9 +369,20 @@ def _receive_buffer(sock: socket.socket, size: int) -> None:
 
 
 def socket_drops(inodes: Collection[int], tables: Collection[str] = ("/proc/net/udp", "/proc/net/udp6")) -> int | None:
-    """The datagrams the UDP sockets with these inodes dropped (the last column of the kernel's
-    socket tables, which are per network namespace: ours); ``None`` where none can be read."""
-    wanted, total, read = set(inodes), 0, False
+    """The datagrams the UDP sockets with these inodes dropped, in all; ``None`` where none can be
+    read (:func:`drops_by_inode`)."""
+    drops = drops_by_inode(inodes, tables)
+    return None if drops is None else sum(drops.values())
+
+
+def drops_by_inode(inodes: Collection[int],
+                   tables: Collection[str] = ("/proc/net/udp", "/proc/net/udp6")) -> dict[int, int] | None:
+    """The datagrams each UDP socket with one of these inodes dropped (the last column of the
+    kernel's socket tables, which are per network namespace: ours), read once for all of them;
+    ``None`` where no table can be read."""
+    wanted = set(inodes)
+    drops: dict[int, int] = {}
+    read = False
     for table in tables:
         try:
             lines = Path(table).read_text().splitlines()[1:]
@@ -377,8 +392,8 @@ def socket_drops(inodes: Collection[int], tables: Collection[str] = ("/proc/net/
         for line in lines:
             fields = line.split()
             if len(fields) > 9 and fields[9].isdigit() and int(fields[9]) in wanted:
-                total += int(fields[-1])
-    return total if read else None
+                drops[int(fields[9])] = drops.get(int(fields[9]), 0) + int(fields[-1])
+    return drops if read else None
 
 
 def _no_driver(*args: object) -> None:

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Literal
 
 from kdoctor.probes import spread
-from kdoctor.probes.dnsclient import QueryTable, UdpClient
+from kdoctor.probes.dnsclient import QueryTable, UdpClient, drops_by_inode
 from kdoctor.probes.dnsstream import StreamClient, tls_context
 from kdoctor.probes.dnswire import QuerySet, rcode_value
 from kdoctor.probes.http1 import classify_error
@@ -246,11 +246,14 @@ def _figures(item: PlannedTarget, spec: Netdns, client: QueryTable, stats: Drive
     )
 
 
-def _count_drops(client: UdpClient | StreamClient) -> None:
-    """Note the replies a UDP client's own sockets dropped (receive buffer full): their queries
-    timed out as if the server had lost them, so the report must say whose loss they were."""
-    if isinstance(client, UdpClient):
-        dropped = client.dropped()
+def _count_drops(clients: Sequence[UdpClient | StreamClient]) -> None:
+    """Note the replies each UDP client's own sockets dropped (receive buffer full): their queries
+    timed out as if the server had lost them, so the report must say whose loss they were. The
+    kernel's socket table is read once for every client (it lists every UDP socket of the node)."""
+    udp = [(client, client.inodes()) for client in clients if isinstance(client, UdpClient)]
+    drops = drops_by_inode([inode for _, inodes in udp for inode in inodes]) if udp else None
+    for client, inodes in udp:
+        dropped = sum(drops.get(inode, 0) for inode in inodes) if drops else 0
         if dropped:
             client.notes[DROPPED_REPLIES] += dropped
 
@@ -283,8 +286,7 @@ async def run(assignment: Assignment, spec: Netdns, t0: float, monitor: Generato
             client.driver = driver
             drivers.append((item, pace, client, driver))
         all_stats = await asyncio.gather(*(driver.run(t0) for *_, driver in drivers))
-        for _, _, client, _ in drivers:
-            _count_drops(client)  # before gather: a team's counts travel in the clients' tallies
+        _count_drops([client for _, _, client, _ in drivers])  # before gather: a team's counts travel in tallies
         await spread.gather(share, [(item.name, stats, driver.pace, client) for (item, _, client, driver), stats
                                     in zip(drivers, all_stats, strict=True)], monitor)
     finally:

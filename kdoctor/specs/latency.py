@@ -48,7 +48,7 @@ class Latency:
             us = LOWEST_US
         elif us > HIGHEST_US:
             us = HIGHEST_US
-        shift = us.bit_length() - self._bits
+        shift = us.bit_length() - self._bits  # self._bucket(us), inline: once per request
         key = (us >> shift) << shift if shift > 0 else us
         pending = self._pending
         pending[key] = pending.get(key, 0) + 1
@@ -72,11 +72,8 @@ class Latency:
         """
         if first > HIGHEST_US or last < LOWEST_US:
             return False
-        bits = self._bits
-        shift = first.bit_length() - bits
-        key = (first >> shift) << shift if shift > 0 else first
-        shift = last.bit_length() - bits
-        if key != ((last >> shift) << shift if shift > 0 else last):
+        key = self._bucket(first)
+        if key != self._bucket(last):
             return False
         pending = self._pending
         pending[key] = pending.get(key, 0) + count
@@ -87,6 +84,12 @@ class Latency:
         self.count += count
         self.sum_us += total
         return True
+
+    def _bucket(self, us: int) -> int:
+        """The lowest value of ``us``'s HDR bucket: its key in ``_pending`` (:meth:`record_us`
+        computes it inline, being called once per request)."""
+        shift = us.bit_length() - self._bits
+        return (us >> shift) << shift if shift > 0 else us
 
     def flush(self) -> None:
         """Hand the samples counted since the last flush to the histogram."""

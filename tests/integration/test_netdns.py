@@ -187,6 +187,31 @@ def test_the_kernel_s_count_of_a_socket_s_dropped_datagrams_is_read() -> None:
         assert socket_drops([inode + 1_000_000]) == 0
 
 
+def test_a_probe_notes_each_udp_client_s_own_drops_from_one_read_of_the_table() -> None:
+    # Two clients of one probe, one flooded past its 4 KiB buffer by its "server": the drops are
+    # noted on that client only, as the kernel counted them.
+    servers = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(2)]
+
+    async def go() -> tuple[list[dict[str, int]], int | None]:
+        clients = [UdpClient("127.0.0.1", server.getsockname()[1], QuerySet([WWW], "A"), timeout=1.0,
+                             max_in_flight=4, receive_buffer=4096) for server in servers]
+        try:
+            for _ in range(200):
+                servers[0].sendto(b"y" * 40, clients[0].sockets[0].getsockname())
+            netdns._count_drops(clients)
+            return [dict(client.notes) for client in clients], clients[0].dropped()
+        finally:
+            for client in clients:
+                await client.aclose()
+
+    with servers[0], servers[1]:
+        for server in servers:
+            server.bind(("127.0.0.1", 0))
+        notes, dropped = uvloop.run(go())
+    assert dropped is not None and dropped > 0
+    assert notes[0] == {netdns.DROPPED_REPLIES: dropped} and notes[1] == {}
+
+
 def test_replies_the_client_s_own_socket_drops_are_counted_as_its_own() -> None:
     # A receive buffer of a few replies, 400 queries sent at once: the server answers them all,
     # the client's socket keeps a few and drops the rest, whose queries then time out.
