@@ -150,6 +150,9 @@ class StreamClient(QueryTable):
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- Client protocol ---------------------------------------------------------------------
+    def flush(self) -> None:
+        """Nothing to do: ``try_send`` writes at once."""
+
     def try_send(self, due: float, now: float) -> bool:
         if self.busy >= self.max_in_flight:
             return False

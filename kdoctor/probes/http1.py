@@ -179,6 +179,9 @@ class Http1Pool:
         self._connecting: set[asyncio.Task[None]] = set()
 
     # -- Client protocol ---------------------------------------------------------------------
+    def flush(self) -> None:
+        """Nothing to do: ``try_send`` writes at once."""
+
     def try_send(self, due: float, now: float) -> bool:
         if self.idle:
             conn = self.idle.pop()

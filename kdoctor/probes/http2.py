@@ -123,6 +123,9 @@ class Http2Pool:
         self._dialing: set[asyncio.Task[Any]] = set()
 
     # -- Client protocol ---------------------------------------------------------------------
+    def flush(self) -> None:
+        """Nothing to do: ``try_send`` writes at once."""
+
     def try_send(self, due: float, now: float) -> bool:
         """Start one request as a new stream; ``False`` when no stream can be opened now."""
         if self._busy >= self.max_streams:

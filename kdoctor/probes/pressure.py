@@ -64,7 +64,13 @@ class Client(Protocol):
     """What the driver needs from a protocol client."""
 
     def try_send(self, due: float, now: float) -> bool:
-        """Start one request now, if a connection or slot is free; ``False`` when none is."""
+        """Start one request now, if a connection or slot is free; ``False`` when none is. The
+        client may hold it until :meth:`flush`, which the driver calls before it returns."""
+
+    def flush(self) -> None:
+        """Send what :meth:`try_send` holds. The driver calls it after every burst of sends, so
+        a client may hand a burst to the kernel at once (DNS over UDP: one segmented datagram,
+        :mod:`kdoctor.probes.dnsclient`); a client that sends in ``try_send`` does nothing."""
 
     def sweep(self, now: float) -> None:
         """Fail every request whose timeout has passed (report each through ``complete``)."""
@@ -294,6 +300,7 @@ class Driver:
             if now < self._stop:
                 if once:
                     if self.client.try_send(now, now):
+                        self.client.flush()
                         stats = self.stats
                         stats.sent += 1
                         stats.last_send = now
@@ -341,6 +348,7 @@ class Driver:
         self._head = head
         if head == first:
             return
+        client.flush()
         # The counts once per pump, not per request: this loop is the hot path. The lags of
         # tokens first..head-1 fall from the first's to lag_us; recorded as one run when they
         # share a histogram bucket, else again one by one from their due times.
@@ -374,12 +382,13 @@ class Driver:
 
     def _fill(self, now: float) -> None:
         """Closed loop: start requests until the client has no free slot."""
-        stats = self.stats
-        while self.client.try_send(now, now):
+        stats, client = self.stats, self.client
+        while client.try_send(now, now):
             stats.sent += 1
             if stats.sent == 1:
                 stats.first_send = now
             stats.last_send = now
+        client.flush()
 
     async def _run_closed(self, t0: float) -> DriverStats:
         pace, stats, clock = self.pace, self.stats, self.clock

@@ -3,16 +3,20 @@ and one round through three real workers."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from importlib import resources
 from typing import Any
 
+import dns.exception
+import dns.message
 import pytest
 import uvloop
 
@@ -20,7 +24,7 @@ from kdoctor.api import Client
 from kdoctor.local.cluster import LocalCluster
 from kdoctor.local.dnsmasq import DOMAIN, HOSTS, Dnsmasq
 from kdoctor.probes import netdns
-from kdoctor.probes.dnsclient import UdpClient, socket_drops
+from kdoctor.probes.dnsclient import SEGMENTATION_OFF, UdpClient, socket_drops
 from kdoctor.probes.dnswire import QuerySet
 from kdoctor.probes.kinds import NodeContext
 from kdoctor.probes.measure import GeneratorMonitor
@@ -34,6 +38,7 @@ from tests.conftest import cli_env
 from tests.servers.unbound import Unbound
 
 WWW = f"www.{DOMAIN}"
+SO_NO_CHECK = 11  # Linux: send UDP without checksums
 
 
 @pytest.fixture(scope="module")
@@ -164,6 +169,89 @@ def test_udp_closed_loop_refills_in_bursts_and_every_query_is_answered(dnsmasq: 
     assert batch == max(1, min(32, in_flight // 4))
     assert stats.sent > in_flight and stats.sent == stats.successes == stats.codes["NOERROR"]
     assert not stats.errors and left == 0
+
+
+class QueryCounter:
+    """A UDP "server" on loopback that parses every datagram as exactly one DNS query (dnspython
+    refuses trailing bytes) and answers it, counting queries by name."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+        self.port = self.sock.getsockname()[1]
+        self.names: Counter[str] = Counter()
+        self.malformed = 0
+
+    def answer(self, data: bytes, peer: Any) -> None:
+        try:
+            query = dns.message.from_wire(data)
+        except dns.exception.DNSException:
+            self.malformed += 1
+            return
+        self.names[query.question[0].name.to_text()] += 1
+        self.sock.sendto(dns.message.make_response(query).to_wire(), peer)
+
+
+async def _closed_loop(client: UdpClient, server: QueryCounter, seconds: float) -> DriverStats:
+    """Run ``client`` closed loop for ``seconds`` against ``server``, answered on this loop."""
+    loop = asyncio.get_running_loop()
+    server.sock.setblocking(False)
+
+    def readable() -> None:
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                server.answer(*server.sock.recvfrom(4096))
+
+    loop.add_reader(server.sock.fileno(), readable)
+    driver = Driver(client, Pace(qps=0, duration=seconds, timeout=1.0))
+    client.driver = driver
+    try:
+        return await driver.run(time.perf_counter())
+    finally:
+        loop.remove_reader(server.sock.fileno())
+        await client.aclose()
+
+
+@pytest.mark.parametrize("names, connections", [
+    ([WWW], 1),
+    ([WWW, f"a.{DOMAIN}", f"a-much-longer-name.{DOMAIN}"], 1),  # three query sizes
+    ([WWW], 3),
+])
+def test_a_burst_leaves_as_one_datagram_per_query(names: list[str], connections: int) -> None:
+    # Bursts of up to 100 queries go out as segmented datagrams (UDP_SEGMENT); the kernel splits
+    # them: the server reads every query alone and whole, and each is answered.
+    server = QueryCounter()
+
+    async def go() -> tuple[DriverStats, int]:
+        client = UdpClient("127.0.0.1", server.port, QuerySet(names, "A"), timeout=1.0, max_in_flight=100,
+                           connections=connections)
+        return await _closed_loop(client, server, 0.3), client.segmented
+
+    with server.sock:
+        stats, segmented = uvloop.run(go())
+    assert stats.sent > 1000 and stats.sent == stats.successes and not stats.errors
+    assert server.malformed == 0 and sum(server.names.values()) == stats.sent
+    assert set(server.names) == {f"{name}." for name in names}
+    # Every name was asked in turn, so as often as the others, give or take one.
+    assert max(server.names.values()) - min(server.names.values()) <= 1
+    assert segmented > stats.sent // 2
+
+
+def test_a_kernel_that_refuses_segmentation_gets_one_send_per_query() -> None:
+    # With checksums off on the socket (SO_NO_CHECK) Linux refuses UDP segmentation (EINVAL): the
+    # client notes it, sends the refused burst and every later one query by query, and loses none.
+    server = QueryCounter()
+
+    async def go() -> tuple[DriverStats, UdpClient]:
+        client = UdpClient("127.0.0.1", server.port, QuerySet([WWW], "A"), timeout=1.0, max_in_flight=100)
+        client.sockets[0].setsockopt(socket.SOL_SOCKET, SO_NO_CHECK, 1)
+        return await _closed_loop(client, server, 0.2), client
+
+    with server.sock:
+        stats, client = uvloop.run(go())
+    assert stats.sent > 100 and stats.sent == stats.successes == sum(server.names.values())
+    assert client.segmented == 0 and client.notes[SEGMENTATION_OFF] == 1
 
 
 def test_the_kernel_s_count_of_a_socket_s_dropped_datagrams_is_read() -> None:

@@ -81,13 +81,26 @@ class ScriptedClient:
     refills: list[int] = field(default_factory=list)
     """How many requests each refill sent (batching only)."""
     sends: int = 0
+    flushes: int = 0
+    held: int = 0
+    """Requests taken since the last flush: none may be left when the next event happens."""
     _read: int = 0
+
+    def flush(self) -> None:
+        self.flushes += 1
+        self.held = 0
+
+    def _check_flushed(self) -> None:
+        # A client may hold what try_send took until flush (the UDP client does): the driver must
+        # have flushed before any other event happens, or those requests would sit unsent.
+        assert self.held == 0, f"{self.held} request(s) taken by try_send and never flushed"
 
     def try_send(self, due: float, now: float) -> bool:
         if self.busy >= self.capacity:
             return False
         self.busy += 1
         self.sends += 1
+        self.held += 1
         self.most_busy = max(self.most_busy, self.busy)
         took = self.service(now)
         if took > self.timeout:
@@ -97,6 +110,7 @@ class ScriptedClient:
         return True
 
     def _done(self, due: float, sent: float, code: str | None, error: str | None) -> None:
+        self._check_flushed()
         self.busy -= 1
         self.log.append(Sent(due, sent, self.clock.t))
         assert self.driver is not None
@@ -124,9 +138,10 @@ class ScriptedClient:
 
     def sweep(self, now: float) -> None:
         """Timeouts are scheduled on the clock; nothing to sweep."""
+        self._check_flushed()
 
     def in_flight(self) -> int:
         return self.busy
 
     async def aclose(self) -> None:
-        return None
+        self._check_flushed()
