@@ -175,9 +175,10 @@ class QueryCounter:
     """A UDP "server" on loopback that parses every datagram as exactly one DNS query (dnspython
     refuses trailing bytes) and answers it, counting queries by name."""
 
-    def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.host = host
+        self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((host, 0))
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
         self.port = self.sock.getsockname()[1]
         self.names: Counter[str] = Counter()
@@ -213,18 +214,19 @@ async def _closed_loop(client: UdpClient, server: QueryCounter, seconds: float) 
         await client.aclose()
 
 
-@pytest.mark.parametrize("names, connections", [
-    ([WWW], 1),
-    ([WWW, f"a.{DOMAIN}", f"a-much-longer-name.{DOMAIN}"], 1),  # three query sizes
-    ([WWW], 3),
+@pytest.mark.parametrize("names, connections, host", [
+    ([WWW], 1, "127.0.0.1"),
+    ([WWW, f"a.{DOMAIN}", f"a-much-longer-name.{DOMAIN}"], 1, "127.0.0.1"),  # three query sizes
+    ([WWW], 3, "127.0.0.1"),
+    ([WWW], 1, "::1"),
 ])
-def test_a_burst_leaves_as_one_datagram_per_query(names: list[str], connections: int) -> None:
+def test_a_burst_leaves_as_one_datagram_per_query(names: list[str], connections: int, host: str) -> None:
     # Bursts of up to 100 queries go out as segmented datagrams (UDP_SEGMENT); the kernel splits
     # them: the server reads every query alone and whole, and each is answered.
-    server = QueryCounter()
+    server = QueryCounter(host)
 
     async def go() -> tuple[DriverStats, int]:
-        client = UdpClient("127.0.0.1", server.port, QuerySet(names, "A"), timeout=1.0, max_in_flight=100,
+        client = UdpClient(host, server.port, QuerySet(names, "A"), timeout=1.0, max_in_flight=100,
                            connections=connections)
         return await _closed_loop(client, server, 0.3), client.segmented
 
