@@ -115,6 +115,16 @@ def ours(url: str, qps: int, duration: float, *, http2: bool = False, sample_rss
 
 
 # -- reference tools ---------------------------------------------------------------------------------
+def floor(url: str, duration: float) -> dict[str, Any]:
+    """The runtime's floor: uvloop + httptools alone, closed loop, ``CONNS`` connections (``floor.py``)."""
+    out = subprocess.run([sys.executable, str(Path(__file__).with_name("floor.py")), url, str(duration), str(CONNS)],
+                         capture_output=True, text=True, check=True).stdout
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    result["achieved"] = result["sent"] / result["seconds"]
+    result["errors"] = 0
+    return result
+
+
 def timed(cmd: list[str]) -> tuple[str, float]:
     """Run a tool; its output and its CPU seconds."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -199,11 +209,12 @@ def sections_1_to_3(rounds: int, max_s: float, fixed_s: float, rss_s: float) -> 
     from kdoctor.local.nginx import Nginx
 
     # 1. max throughput
-    runs: dict[str, list[dict[str, Any]]] = {"wrk": [], "ours": [], "h2load": [], "ours-h2": []}
+    runs: dict[str, list[dict[str, Any]]] = {"wrk": [], "ours": [], "floor": [], "h2load": [], "ours-h2": []}
     with Nginx(access_log=False) as web:
         for _ in range(rounds):
             runs["wrk"].append(wrk(web.url, max_s))
             runs["ours"].append(ours(web.url, 0, max_s))
+            runs["floor"].append(floor(web.url, max_s))
     with Nginx(access_log=False, http2=True) as web2:
         for _ in range(rounds):
             runs["h2load"].append(h2load(web2.url, max_s))
@@ -225,12 +236,20 @@ def sections_1_to_3(rounds: int, max_s: float, fixed_s: float, rss_s: float) -> 
     print("|---|---|---|---|")
     print(f"| wrk -t1 -c{CONNS} | {fmt(wrk_rate, 0)} | {fmt(cpu_per_k('wrk'), 4)} | n/a |")
     print(f"| ours HTTP/1.1 | {fmt(ours_rate, 0)} | {fmt(cpu_per_k('ours'), 4)} | {errors('ours')} |")
+    print(f"| floor: uvloop + httptools alone (bench/http/floor.py) | {fmt(med('floor', 'achieved'), 0)} | "
+          f"{fmt(cpu_per_k('floor'), 4)} | n/a |")
     print(f"| h2load -c1 -m{CONNS} (h2c) | {fmt(h2load_rate, 0)} | {fmt(cpu_per_k('h2load'), 4)} | "
           f"{errors('h2load')} |")
     print(f"| ours HTTP/2 (h2c, 1 connection x {CONNS} streams) | {fmt(h2_rate, 0)} | "
           f"{fmt(cpu_per_k('ours-h2'), 4)} | {errors('ours-h2')} |")
     print(f"\nHTTP/1.1: throughput ours/wrk = **{ours_rate / wrk_rate:.2f}** (goal >= 0.9); "
           f"CPU per 1k ours/wrk = **{cpu_per_k('ours') / cpu_per_k('wrk'):.2f}** (goal <= 1.5)")
+    # Where our CPU per request goes: the runtime (the floor against wrk) and our engine (ours
+    # against the floor). On cores shared with the server, CPU per request decides a real round.
+    us = {name: 1000 * cpu_per_k(name) for name in ("wrk", "floor", "ours")}
+    print(f"HTTP/1.1 CPU per request: wrk {us['wrk']:.1f} us, the floor {us['floor']:.1f} us "
+          f"({us['floor'] / us['wrk']:.2f} x wrk), ours {us['ours']:.1f} us "
+          f"({us['ours'] / us['floor']:.2f} x the floor)")
     print(f"HTTP/2: throughput ours/h2load = **{h2_rate / h2load_rate:.2f}** (goal >= 0.5); "
           f"CPU per 1k ours/h2load = **{cpu_per_k('ours-h2') / cpu_per_k('h2load'):.2f}**; "
           f"HTTP/2 / HTTP/1.1 throughput (ours) = {h2_rate / ours_rate:.2f}\n")
