@@ -112,8 +112,22 @@ class _Conn(asyncio.Protocol):
             self.on_message_complete()
 
     def on_message_complete(self) -> None:
-        keep = self.pool.head or self.parser.should_keep_alive()
-        self._finish(self.pool.success(self.status), None, close=not keep)
+        pool = self.pool
+        if not (pool.head or self.parser.should_keep_alive()):
+            self._finish(pool.success(self.status), None, close=True)
+            return
+        if not self.busy:
+            return
+        # _finish for a response on a connection kept alive, inline: once per request.
+        self.busy = False
+        self.fresh = False
+        pool.idle.append(self)
+        pool._busy -= 1
+        status = self.status
+        driver = pool.driver
+        assert driver is not None
+        driver.complete(self.due, self.sent, pool.success(status), _CODES.get(status) or str(status), None,
+                        self.nbytes)
 
     # -- request lifecycle ------------------------------------------------------------------
     def start(self, due: float, sent: float, seq: int) -> None:

@@ -309,8 +309,11 @@ class Driver:
                     self._fill(now)
             if self.client.in_flight() == 0:
                 self._drained.set()
-        elif self._head < self._next:
-            self._pump(now, once)  # the run loop sends what these slots could not
+        elif self._head < self._next:  # the run loop sends what these slots could not
+            if once:
+                self._pump_one(now)
+            else:
+                self._pump(now)
         elif self._finished_sending and self.client.in_flight() == 0:
             self._drained.set()
 
@@ -318,9 +321,9 @@ class Driver:
     def _finished_sending(self) -> bool:
         return self._head == self.pace.total
 
-    def _pump(self, now: float, once: bool = False) -> None:
-        """Send backlogged tokens while capacity lasts (``once``: at most one); drop those past
-        the lateness bound."""
+    def _pump(self, now: float) -> None:
+        """Send backlogged tokens while capacity lasts; drop those past the lateness bound (one
+        freed slot: :meth:`_pump_one`)."""
         head, issued = self._head, self._next
         if head == issued:
             return
@@ -342,7 +345,7 @@ class Driver:
             total += lag_us
             if lag > late_threshold:
                 late += 1
-            if once or head == issued:
+            if head == issued:
                 break
             due = t0 + (head + phase) * interval
         self._head = head
@@ -353,7 +356,7 @@ class Driver:
         # tokens first..head-1 fall from the first's to lag_us; recorded as one run when they
         # share a histogram bucket, else again one by one from their due times.
         stats = self.stats
-        if head - first == 1:  # one completion's refill (HTTP's usual case): no run to speak of
+        if head - first == 1:  # no run to speak of
             self._lag_us(lag_us)
         elif not stats.lag.record_run_us(max(LOWEST_US, int((now - (t0 + (first + phase) * interval)) * 1_000_000)),
                                          lag_us, head - first, total):
@@ -365,6 +368,33 @@ class Driver:
         stats.sent += head - first
         stats.last_send = now
         stats.late += late
+
+    def _pump_one(self, now: float) -> None:
+        """:meth:`_pump` for the one slot a finished request freed (HTTP's refill, once per
+        response): the head token, or the first one not past the lateness bound. At a rate the
+        generator cannot hold this runs for every request, so it is :meth:`_pump` without the
+        loop and the run bookkeeping."""
+        head, t0, phase, interval = self._head, self._t0, self._phase, self._interval
+        due = t0 + (head + phase) * interval
+        if now - due > self._bound:
+            head = self._drop(now, head, self._next)
+            if head == self._next:
+                return
+            due = t0 + (head + phase) * interval
+        client = self.client
+        if not client.try_send(due, now):
+            return
+        client.flush()
+        self._head = head + 1
+        lag = now - due
+        self._lag_us(int(lag * 1_000_000))  # clamped to LOWEST_US there, as _pump does
+        stats = self.stats
+        if stats.sent == 0:
+            stats.first_send = now
+        stats.sent += 1
+        stats.last_send = now
+        if lag > self._late_threshold:
+            stats.late += 1
 
     def _drop(self, now: float, head: int, issued: int) -> int:
         """Count the backlogged tokens past the lateness bound as unsent; returns the new head.
