@@ -102,19 +102,14 @@ class _Conn(asyncio.Protocol):
             self._finish(False, classify_error(exc) if exc else "closed", close=True, retry=retry)
         self.pool.forget(self)
 
-    # -- httptools callbacks ----------------------------------------------------------------
-    def on_headers_complete(self) -> None:
-        self.status = self.parser.get_status_code()
-        if self.pool.head:
-            # A response to HEAD has no body whatever Content-Length says; llhttp cannot be told
-            # the request method, so the message ends here and the parser starts afresh.
-            self.parser = httptools.HttpResponseParser(self)
-            self.on_message_complete()
-
+    # -- httptools callbacks (llhttp calls those the protocol has: no on_headers_complete here,
+    # the status is read when the message is complete; _HeadConn has one) ----------------------
     def on_message_complete(self) -> None:
         pool = self.pool
+        status = self.status = self.parser.get_status_code()
+        ok = pool.ok[status] if 0 <= status < len(pool.ok) else pool.success(status)
         if not (pool.head or self.parser.should_keep_alive()):
-            self._finish(pool.success(self.status), None, close=True)
+            self._finish(ok, None, close=True)
             return
         if not self.busy:
             return
@@ -123,11 +118,9 @@ class _Conn(asyncio.Protocol):
         self.fresh = False
         pool.idle.append(self)
         pool._busy -= 1
-        status = self.status
         driver = pool.driver
         assert driver is not None
-        driver.complete(self.due, self.sent, pool.success(status), _CODES.get(status) or str(status), None,
-                        self.nbytes)
+        driver.complete(self.due, self.sent, ok, _CODES.get(status) or str(status), None, self.nbytes)
 
     # -- request lifecycle ------------------------------------------------------------------
     def start(self, due: float, sent: float, seq: int) -> None:
@@ -163,6 +156,18 @@ class _Conn(asyncio.Protocol):
         self._finish(False, "timeout", close=True)
 
 
+class _HeadConn(_Conn):
+    """A connection for HEAD requests: the response ends with its headers."""
+
+    __slots__ = ()
+
+    def on_headers_complete(self) -> None:
+        # A response to HEAD has no body whatever Content-Length says; llhttp cannot be told the
+        # request method, so the message ends here and the parser starts afresh.
+        self.on_message_complete()
+        self.parser = httptools.HttpResponseParser(self)
+
+
 class Http1Pool:
     """A pool of keep-alive connections to one target, driven by a :class:`Driver`."""
 
@@ -182,6 +187,9 @@ class Http1Pool:
         self.timeout = timeout
         self.max_connections = max_connections
         self.success = success
+        self.ok = tuple(success(code) for code in range(600))
+        """``success`` of every status code below 600, looked up once per response instead of called."""
+        self._conn: type[_Conn] = _HeadConn if self.head else _Conn
         self.idle: list[_Conn] = []
         self.conns: set[_Conn] = set()
         self.deadlines: deque[tuple[float, _Conn, int]] = deque()
@@ -197,10 +205,23 @@ class Http1Pool:
         """Nothing to do: ``try_send`` writes at once."""
 
     def try_send(self, due: float, now: float) -> bool:
-        if self.idle:
-            conn = self.idle.pop()
-        elif len(self.conns) < self.max_connections and len(self._connecting) < MAX_CONNECTING:
-            conn = _Conn(self)
+        idle = self.idle
+        if idle:  # the usual case, once per request: _Conn.start inline
+            conn = idle.pop()
+            seq = self._seq = self._seq + 1
+            self._busy += 1
+            conn.busy = True
+            conn.due = due
+            conn.sent = now
+            conn.seq = seq
+            conn.nbytes = 0
+            conn.status = 0
+            if conn.transport is not None:
+                conn.transport.write(self.payload)
+            self.deadlines.append((now + self.timeout, conn, seq))
+            return True
+        if len(self.conns) < self.max_connections and len(self._connecting) < MAX_CONNECTING:
+            conn = self._conn(self)
             self.conns.add(conn)
             self.opened += 1
             task = asyncio.get_running_loop().create_task(self._connect(conn))
@@ -239,7 +260,7 @@ class Http1Pool:
         connection can be opened for it."""
         if len(self.conns) >= self.max_connections:
             return False
-        conn = _Conn(self)
+        conn = self._conn(self)
         self.conns.add(conn)
         self.opened += 1
         self._seq += 1
