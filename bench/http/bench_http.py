@@ -7,7 +7,9 @@
    CPU seconds per 1,000 requests for both (ours: the generator process over its run window;
    wrk: its rusage). HTTP/2 the same way against ``h2load -c1 -m50`` (nghttp2), on nginx with
    ``http2`` (h2c): one connection, 50 streams, for both; and ours over HTTP/2 as a fraction of
-   ours over HTTP/1.1.
+   ours over HTTP/1.1. Beside them the floor (``floor.py``: uvloop + httptools alone, nothing
+   measured), so CPU per request splits into the runtime's (floor / wrk) and our engine's
+   (ours / floor).
 2. Fixed rates 1k, 5k and 10k QPS for 10 s (3 s with --quick), with nginx's access log on:
    achieved / target for ours and for ``hey -c50 -q rate/50``; ours against the access-log count;
    p50/p99 next to hey's. Our latencies are from the *due* time (coordinated-omission corrected);
