@@ -143,6 +143,11 @@ class QueryTable:
         else:
             self._report = driver.record if self.batches else driver.complete
 
+    def _refill(self) -> None:
+        """Send into the slots of the replies just read (:meth:`Driver.refill`): once per burst."""
+        if self._driver is not None:
+            self._driver.refill()
+
     def take(self, due: float, now: float) -> tuple[int, bytes]:
         """Register one query sent now; returns its serial and its wire form (without framing)."""
         serials = self.serials
@@ -432,10 +437,6 @@ class UdpClient(QueryTable):
         finally:
             if read:
                 self._refill()
-
-    def _refill(self) -> None:
-        if self._driver is not None:
-            self._driver.refill()
 
     def _flush_failed(self) -> None:
         failed, self._failed = self._failed, []

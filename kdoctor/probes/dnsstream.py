@@ -80,6 +80,9 @@ class _Conn(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.connecting = False
         self.pending: list[bytes] = []
+        """Frames written before the connection was up, sent when it is."""
+        self.held: list[bytes] = []
+        """Frames taken since the driver's last flush."""
         self.buffer = bytearray()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -102,6 +105,7 @@ class _Conn(asyncio.Protocol):
             start += 2 + length
         if start:
             del buffer[:start]
+            self.client._refill()  # the replies of this read free their slots at once
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
@@ -118,7 +122,13 @@ class _Conn(asyncio.Protocol):
 
 class StreamClient(QueryTable):
     """DNS over TCP (``tls=None``) or TLS to one server: the driver's
-    :class:`~kdoctor.probes.pressure.Client`."""
+    :class:`~kdoctor.probes.pressure.Client`.
+
+    The replies of one read are recorded as they are parsed and their slots refilled together
+    (:meth:`Driver.refill`), and the queries of one burst go to each connection in one write at
+    :meth:`flush`: one TCP segment (one TLS record) for the burst instead of one per query."""
+
+    batches = True
 
     def __init__(
         self,
@@ -151,7 +161,12 @@ class StreamClient(QueryTable):
 
     # -- Client protocol ---------------------------------------------------------------------
     def flush(self) -> None:
-        """Nothing to do: ``try_send`` writes at once."""
+        """Write the frames each connection was given since the last flush, in one write."""
+        for conn in self.conns:
+            held = conn.held
+            if held:
+                conn.send(held[0] if len(held) == 1 else b"".join(held))
+                held.clear()
 
     def try_send(self, due: float, now: float) -> bool:
         if self.busy >= self.max_in_flight:
@@ -164,7 +179,7 @@ class StreamClient(QueryTable):
         self.conn_of[serial & 0xFFFF] = turn
         if conn.transport is None and not conn.connecting:
             self._open(conn)
-        conn.send(self.framing[question] + wire)
+        conn.held.append(self.framing[question] + wire)
         return True
 
     def in_flight(self) -> int:
@@ -182,6 +197,7 @@ class StreamClient(QueryTable):
     def lost(self, conn: _Conn, error: str) -> None:
         """Fail the queries in flight on ``conn``, which has closed or failed."""
         conn.pending.clear()
+        conn.held.clear()
         serials, conn_of = self.serials, self.conn_of
         for serial in list(self.fifo):
             qid = serial & 0xFFFF

@@ -25,6 +25,7 @@ from kdoctor.local.cluster import LocalCluster
 from kdoctor.local.dnsmasq import DOMAIN, HOSTS, Dnsmasq
 from kdoctor.probes import netdns
 from kdoctor.probes.dnsclient import SEGMENTATION_OFF, UdpClient, socket_drops
+from kdoctor.probes.dnsstream import StreamClient, tls_context
 from kdoctor.probes.dnswire import QuerySet
 from kdoctor.probes.kinds import NodeContext
 from kdoctor.probes.measure import GeneratorMonitor
@@ -254,6 +255,28 @@ def test_a_kernel_that_refuses_segmentation_gets_one_send_per_query() -> None:
         stats, client = uvloop.run(go())
     assert stats.sent > 100 and stats.sent == stats.successes == sum(server.names.values())
     assert client.segmented == 0 and client.notes[SEGMENTATION_OFF] == 1
+
+
+@pytest.mark.parametrize("connections", [1, 2])
+def test_a_stream_closed_loop_writes_bursts_and_every_query_is_answered(connections: int) -> None:
+    # Over TCP and TLS the replies of one read free their slots together and the burst that
+    # refills them goes to each connection in one write (one TLS record): pipelined, every query
+    # answered, none left behind. (DNS over TLS to unbound: dnsmasq resets TCP connections that
+    # pipeline this many queries.)
+    with Unbound() as unbound:
+        async def go() -> tuple[DriverStats, int]:
+            client = StreamClient("127.0.0.1", unbound.port, QuerySet([WWW, f"api.{DOMAIN}"], "A"), timeout=1.0,
+                                  max_in_flight=100, connections=connections, tls=tls_context(None))
+            driver = Driver(client, Pace(qps=0, duration=0.3, timeout=1.0))
+            client.driver = driver
+            try:
+                return await driver.run(time.perf_counter()), client.in_flight()
+            finally:
+                await client.aclose()
+
+        stats, left = uvloop.run(go())
+    assert stats.sent > 1000 and stats.sent == stats.successes == stats.codes["NOERROR"]
+    assert not stats.errors and left == 0
 
 
 def test_the_kernel_s_count_of_a_socket_s_dropped_datagrams_is_read() -> None:
