@@ -107,7 +107,10 @@ class _Conn(asyncio.Protocol):
     def on_message_complete(self) -> None:
         pool = self.pool
         status = self.status = self.parser.get_status_code()
-        ok = pool.ok[status] if 0 <= status < len(pool.ok) else pool.success(status)
+        try:
+            ok = pool.ok[status]  # llhttp's codes have three digits
+        except IndexError:
+            ok = pool.success(status)
         if not (pool.head or self.parser.should_keep_alive()):
             self._finish(ok, None, close=True)
             return
@@ -187,8 +190,8 @@ class Http1Pool:
         self.timeout = timeout
         self.max_connections = max_connections
         self.success = success
-        self.ok = tuple(success(code) for code in range(600))
-        """``success`` of every status code below 600, looked up once per response instead of called."""
+        self.ok = tuple(success(code) for code in range(1000))
+        """``success`` of every three-digit status code, looked up once per response instead of called."""
         self._conn: type[_Conn] = _HeadConn if self.head else _Conn
         self.idle: list[_Conn] = []
         self.conns: set[_Conn] = set()

@@ -264,8 +264,24 @@ class Driver:
 
     def complete(self, due: float, sent: float, ok: bool, code: str | None, error: str | None,
                  nbytes: int) -> None:
-        """Record one finished request and refill its slot (called by the client)."""
-        self._after(self.record(due, sent, ok, code, error, nbytes), once=True)
+        """Record one finished request and refill its slot (called by the client, once per
+        request: HTTP's hot path). In closed loop the slot is used at once; otherwise the
+        backlog's next token takes it. When nothing is left to send or in flight, the run loop
+        is told."""
+        now = self.record(due, sent, ok, code, error, nbytes)
+        client = self.client
+        if self._refill:
+            if now < self._stop and client.try_send(now, now):
+                client.flush()
+                stats = self.stats
+                stats.sent += 1
+                stats.last_send = now
+            elif client.in_flight() == 0:
+                self._drained.set()
+        elif self._head < self._next:
+            self._pump_one(now)  # the run loop sends what these slots could not
+        elif self._finished_sending and client.in_flight() == 0:
+            self._drained.set()
 
     def record(self, due: float, sent: float, ok: bool, code: str | None, error: str | None,
                nbytes: int) -> float:
@@ -289,31 +305,16 @@ class Driver:
         return now
 
     def refill(self) -> None:
-        """Send into every slot freed by the requests recorded (:meth:`record`) since the last refill."""
-        self._after(self._now(), once=False)
-
-    def _after(self, now: float, once: bool) -> None:
-        """What a finished request frees: in closed loop, its slot is refilled (``once``: one
-        send; else until the client is full); otherwise the backlog is pumped. When nothing is
-        left to send or in flight, the run loop is told."""
+        """Send into every slot freed by the requests recorded (:meth:`record`) since the last
+        refill: in closed loop until the client is full, otherwise from the backlog."""
+        now = self._now()
         if self._refill:
             if now < self._stop:
-                if once:
-                    if self.client.try_send(now, now):
-                        self.client.flush()
-                        stats = self.stats
-                        stats.sent += 1
-                        stats.last_send = now
-                        return
-                else:
-                    self._fill(now)
+                self._fill(now)
             if self.client.in_flight() == 0:
                 self._drained.set()
-        elif self._head < self._next:  # the run loop sends what these slots could not
-            if once:
-                self._pump_one(now)
-            else:
-                self._pump(now)
+        elif self._head < self._next:
+            self._pump(now)
         elif self._finished_sending and self.client.in_flight() == 0:
             self._drained.set()
 
