@@ -116,6 +116,17 @@ def test_reported_count_equals_nginx_count(nginx: Nginx) -> None:
     assert result.generator is not None and result.generator.cpu_seconds > 0
 
 
+def test_head_requests_end_at_their_headers_and_keep_the_connection(nginx: Nginx) -> None:
+    # A response to HEAD announces a Content-Length but carries no body: each ends at its headers,
+    # the connection is reused for the next request (none waits for a body until its timeout).
+    before = nginx.settled_count()
+    result = probe(spec(nginx.url, qps=200, duration=1, timeout_ms=500, method="HEAD", concurrency=4))
+    target = only(result)
+    assert result.status == "passed", result.reason
+    assert target.requests == 200 == target.successes == nginx.settled_count() - before
+    assert target.status_codes == {"200": 200} and not target.errors
+
+
 def test_status_codes_default_and_expected(nginx: Nginx) -> None:
     failing = probe(spec(nginx.url + "status/503", qps=20))
     assert only(failing).status_codes == {"503": 20} and only(failing).successes == 0
