@@ -106,24 +106,12 @@ class _Conn(asyncio.Protocol):
     # the status is read when the message is complete; _HeadConn has one) ----------------------
     def on_message_complete(self) -> None:
         pool = self.pool
-        status = self.status = self.parser.get_status_code()
+        status = self.status = self.parser.get_status_code()  # read by _finish
         try:
             ok = pool.ok[status]  # llhttp's codes have three digits
         except IndexError:
             ok = pool.success(status)
-        if not (pool.head or self.parser.should_keep_alive()):
-            self._finish(ok, None, close=True)
-            return
-        if not self.busy:
-            return
-        # _finish for a response on a connection kept alive, inline: once per request.
-        self.busy = False
-        self.fresh = False
-        pool.idle.append(self)
-        pool._busy -= 1
-        driver = pool.driver
-        assert driver is not None
-        driver.complete(self.due, self.sent, ok, _CODES.get(status) or str(status), None, self.nbytes)
+        self._finish(ok, None, close=not (pool.head or self.parser.should_keep_alive()))
 
     # -- request lifecycle ------------------------------------------------------------------
     def start(self, due: float, sent: float, seq: int) -> None:
@@ -208,22 +196,9 @@ class Http1Pool:
         """Nothing to do: ``try_send`` writes at once."""
 
     def try_send(self, due: float, now: float) -> bool:
-        idle = self.idle
-        if idle:  # the usual case, once per request: _Conn.start inline
-            conn = idle.pop()
-            seq = self._seq = self._seq + 1
-            self._busy += 1
-            conn.busy = True
-            conn.due = due
-            conn.sent = now
-            conn.seq = seq
-            conn.nbytes = 0
-            conn.status = 0
-            if conn.transport is not None:
-                conn.transport.write(self.payload)
-            self.deadlines.append((now + self.timeout, conn, seq))
-            return True
-        if len(self.conns) < self.max_connections and len(self._connecting) < MAX_CONNECTING:
+        if self.idle:
+            conn = self.idle.pop()
+        elif len(self.conns) < self.max_connections and len(self._connecting) < MAX_CONNECTING:
             conn = self._conn(self)
             self.conns.add(conn)
             self.opened += 1
