@@ -143,8 +143,9 @@ class QueryTable:
         else:
             self._report = driver.record if self.batches else driver.complete
 
-    def _refill(self) -> None:
-        """Send into the slots of the replies just read (:meth:`Driver.refill`): once per burst."""
+    def refill_slots(self) -> None:
+        """Send into the slots of the replies just read (:meth:`Driver.refill`): once per burst
+        (the reader of a client that :attr:`batches` calls it)."""
         if self._driver is not None:
             self._driver.refill()
 
@@ -266,10 +267,8 @@ class UdpClient(QueryTable):
         expected: Collection[str] | None = None,
         connections: int = 1,
         receive_buffer: int | None = None,
-        segment: bool = True,
     ) -> None:
-        """``receive_buffer``: bytes per socket (default: room for ``max_in_flight`` replies);
-        ``segment``: send a burst of queries through UDP segmentation where the kernel allows."""
+        """``receive_buffer``: bytes per socket (default: room for ``max_in_flight`` replies)."""
         super().__init__(queries, timeout=timeout, max_in_flight=max_in_flight, accept=accept,
                          answer_nonempty=answer_nonempty, expected=expected)
         family = socket.AF_INET6 if ":" in server else socket.AF_INET
@@ -299,7 +298,7 @@ class UdpClient(QueryTable):
         self._single: list[bytes] | None = self._held[0] if len(self._held) == 1 else None
         sizes = {len(ID_PREFIX[0] + tail) for tail in queries.tails}
         self._sizes = sizes.pop() if len(sizes) == 1 else None
-        self._segmenting = segment and hasattr(socket, "SOL_UDP")
+        self._segmenting = hasattr(socket, "SOL_UDP")  # until the kernel refuses (_segmented)
         self.segmented = 0
         """Queries sent inside segmented datagrams (the rest went one ``send`` each)."""
         # Slots are refilled after this many replies: a fraction of the in-flight bound, so the
@@ -324,13 +323,12 @@ class UdpClient(QueryTable):
         """Send the queries held since the last flush: one burst, at the instant they were taken."""
         for index, held in enumerate(self._held):
             if held:
-                self._held[index] = []
+                # Sending re-enters nothing (failures are deferred: _fail_later): clear after.
                 if len(held) == 1 or not self._segmenting:
                     self._each(index, held)
                 else:
                     self._segmented(index, held)
-        if self._single is not None:
-            self._single = self._held[0]
+                held.clear()
 
     def in_flight(self) -> int:
         return self.busy
@@ -432,11 +430,11 @@ class UdpClient(QueryTable):
                 on_reply(data)
                 read += 1
                 if read == batch:
-                    self._refill()
+                    self.refill_slots()
                     read = 0
         finally:
             if read:
-                self._refill()
+                self.refill_slots()
 
     def _flush_failed(self) -> None:
         failed, self._failed = self._failed, []

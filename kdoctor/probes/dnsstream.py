@@ -105,7 +105,7 @@ class _Conn(asyncio.Protocol):
             start += 2 + length
         if start:
             del buffer[:start]
-            self.client._refill()  # the replies of this read free their slots at once
+            self.client.refill_slots()  # the replies of this read free their slots at once
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
