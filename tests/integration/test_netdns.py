@@ -152,6 +152,30 @@ def test_dns_over_tls_verified_by_ca() -> None:
         assert unverified.status == "passed", unverified.reason
 
 
+async def closed_loop(client: UdpClient | StreamClient, seconds: float,
+                      server: QueryCounter | None = None) -> tuple[DriverStats, int]:
+    """Run ``client`` closed loop for ``seconds`` (against ``server``, answered on this loop, when
+    given), then close it: its figures and the queries still in flight when the run ended."""
+    loop = asyncio.get_running_loop()
+    if server is not None:
+        server.sock.setblocking(False)
+
+        def readable() -> None:
+            with contextlib.suppress(BlockingIOError):
+                while True:
+                    server.answer(*server.sock.recvfrom(4096))
+
+        loop.add_reader(server.sock.fileno(), readable)
+    driver = Driver(client, Pace(qps=0, duration=seconds, timeout=1.0))
+    client.driver = driver
+    try:
+        return await driver.run(time.perf_counter()), client.in_flight()
+    finally:
+        if server is not None:
+            loop.remove_reader(server.sock.fileno())
+        await client.aclose()
+
+
 @pytest.mark.parametrize("in_flight", [1, 5, 128])
 def test_udp_closed_loop_refills_in_bursts_and_every_query_is_answered(dnsmasq: Dnsmasq, in_flight: int) -> None:
     # The UDP client records replies as it reads them and refills their slots per burst
@@ -159,14 +183,9 @@ def test_udp_closed_loop_refills_in_bursts_and_every_query_is_answered(dnsmasq: 
     # dnsmasq answers about 190 at once and drops the rest: more in flight would time out.)
     async def go() -> tuple[DriverStats, int, int]:
         client = UdpClient("127.0.0.1", dnsmasq.port, QuerySet([WWW], "A"), timeout=1.0, max_in_flight=in_flight)
-        driver = Driver(client, Pace(qps=0, duration=0.3, timeout=1.0))
-        client.driver = driver
-        try:
-            return await driver.run(time.perf_counter()), client.batch, client.in_flight()
-        finally:
-            await client.aclose()
+        return *await closed_loop(client, 0.3), client.batch
 
-    stats, batch, left = uvloop.run(go())
+    stats, left, batch = uvloop.run(go())
     assert batch == max(1, min(32, in_flight // 4))
     assert stats.sent > in_flight and stats.sent == stats.successes == stats.codes["NOERROR"]
     assert not stats.errors and left == 0
@@ -195,26 +214,6 @@ class QueryCounter:
         self.sock.sendto(dns.message.make_response(query).to_wire(), peer)
 
 
-async def _closed_loop(client: UdpClient, server: QueryCounter, seconds: float) -> DriverStats:
-    """Run ``client`` closed loop for ``seconds`` against ``server``, answered on this loop."""
-    loop = asyncio.get_running_loop()
-    server.sock.setblocking(False)
-
-    def readable() -> None:
-        with contextlib.suppress(BlockingIOError):
-            while True:
-                server.answer(*server.sock.recvfrom(4096))
-
-    loop.add_reader(server.sock.fileno(), readable)
-    driver = Driver(client, Pace(qps=0, duration=seconds, timeout=1.0))
-    client.driver = driver
-    try:
-        return await driver.run(time.perf_counter())
-    finally:
-        loop.remove_reader(server.sock.fileno())
-        await client.aclose()
-
-
 @pytest.mark.parametrize("names, connections, host", [
     ([WWW], 1, "127.0.0.1"),
     ([WWW, f"a.{DOMAIN}", f"a-much-longer-name.{DOMAIN}"], 1, "127.0.0.1"),  # three query sizes
@@ -229,7 +228,7 @@ def test_a_burst_leaves_as_one_datagram_per_query(names: list[str], connections:
     async def go() -> tuple[DriverStats, int]:
         client = UdpClient(host, server.port, QuerySet(names, "A"), timeout=1.0, max_in_flight=100,
                            connections=connections)
-        return await _closed_loop(client, server, 0.3), client.segmented
+        return (await closed_loop(client, 0.3, server))[0], client.segmented
 
     with server.sock:
         stats, segmented = uvloop.run(go())
@@ -249,7 +248,7 @@ def test_a_kernel_that_refuses_segmentation_gets_one_send_per_query() -> None:
     async def go() -> tuple[DriverStats, UdpClient]:
         client = UdpClient("127.0.0.1", server.port, QuerySet([WWW], "A"), timeout=1.0, max_in_flight=100)
         client.sockets[0].setsockopt(socket.SOL_SOCKET, SO_NO_CHECK, 1)
-        return await _closed_loop(client, server, 0.2), client
+        return (await closed_loop(client, 0.2, server))[0], client
 
     with server.sock:
         stats, client = uvloop.run(go())
@@ -264,17 +263,9 @@ def test_a_stream_closed_loop_writes_bursts_and_every_query_is_answered(connecti
     # answered, none left behind. (DNS over TLS to unbound: dnsmasq resets TCP connections that
     # pipeline this many queries.)
     with Unbound() as unbound:
-        async def go() -> tuple[DriverStats, int]:
-            client = StreamClient("127.0.0.1", unbound.port, QuerySet([WWW, f"api.{DOMAIN}"], "A"), timeout=1.0,
-                                  max_in_flight=100, connections=connections, tls=tls_context(None))
-            driver = Driver(client, Pace(qps=0, duration=0.3, timeout=1.0))
-            client.driver = driver
-            try:
-                return await driver.run(time.perf_counter()), client.in_flight()
-            finally:
-                await client.aclose()
-
-        stats, left = uvloop.run(go())
+        client = StreamClient("127.0.0.1", unbound.port, QuerySet([WWW, f"api.{DOMAIN}"], "A"), timeout=1.0,
+                              max_in_flight=100, connections=connections, tls=tls_context(None))
+        stats, left = uvloop.run(closed_loop(client, 0.3))
     assert stats.sent > 1000 and stats.sent == stats.successes == stats.codes["NOERROR"]
     assert not stats.errors and left == 0
 

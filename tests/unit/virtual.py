@@ -81,13 +81,11 @@ class ScriptedClient:
     refills: list[int] = field(default_factory=list)
     """How many requests each refill sent (batching only)."""
     sends: int = 0
-    flushes: int = 0
     held: int = 0
     """Requests taken since the last flush: none may be left when the next event happens."""
     _read: int = 0
 
     def flush(self) -> None:
-        self.flushes += 1
         self.held = 0
 
     def _check_flushed(self) -> None:
