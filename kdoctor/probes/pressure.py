@@ -403,7 +403,11 @@ class Driver:
         Tokens are due in order, so those are a prefix of the backlog: its end is found
         arithmetically, then settled on the exact test of each token."""
         t0, phase, interval, bound = self._t0, self._phase, self._interval, self._bound
-        first = min(issued, max(head, int((now - bound - t0) / interval - phase)))
+        first = int((now - bound - t0) / interval - phase)
+        if first < head:  # not min() / max(): at a rate the generator cannot hold, this runs
+            first = head  # once per request, and the builtins' calls are a third of its cost
+        elif first > issued:
+            first = issued
         while first > head and not now - (t0 + (first - 1 + phase) * interval) > bound:
             first -= 1
         while first < issued and now - (t0 + (first + phase) * interval) > bound:

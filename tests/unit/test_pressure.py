@@ -170,3 +170,16 @@ def test_send_lag_of_a_backlog_is_every_request_s_own(batch: int) -> None:
     assert (stats.lag.count, stats.lag.sum_us, stats.lag.min_us, stats.lag.max_us) == (
         expected.count, expected.sum_us, expected.min_us, expected.max_us)
     assert stats.late == sum(1 for s in client.log if s.sent - s.due > 0.010)
+
+
+def test_a_stall_longer_than_the_bound_drops_only_issued_tokens() -> None:
+    # After a stall (the process descheduled for longer than the lateness bound), tokens past the
+    # bound include some the run loop has not issued yet. A freed slot may drop only the backlog
+    # (head .. issued): the unissued ones are counted when the loop issues them, exactly once.
+    pace = Pace(qps=128, duration=4, timeout=1.0)
+    clock = VirtualClock()
+    driver = Driver(ScriptedClient(clock, 1, lambda _: 1 / 8, 1.0), pace, clock)
+    driver._t0, driver._head, driver._next = T0, 10, 20  # tokens 10..19 issued, not yet sent
+    now = T0 + 3.0  # tokens due before T0 + 2 s (the first 256) are past the 1 s bound
+    assert driver._drop(now, 10, 20) == 20
+    assert driver.stats.unsent == 10 and driver._head == 20
