@@ -13,8 +13,9 @@ etcd p99 (in process)   --rw=write --ioengine=sync --fdatasync=1     etcd, diski
                         run before and after ours
 etcd p99 (real round)   the same                                     etcd through a worker  0.9-1.1
 seqWrite MiB/s          --rw=write --bs=1M --direct=1 psync          seqWrite               0.9-1.1
-                        --end_fsync=1
+                        --end_fsync=1, run before and after ours
 seqRead MiB/s           --rw=read --bs=1M --direct=1 --ioengine=psync seqRead               0.9-1.1
+                        run before and after ours
 randRead qd1 IOPS       --rw=randread --bs=4k --direct=1 psync       randRead qd 1          >= 0.8
 randRead qd32           same with --ioengine=libaio --iodepth=32     randRead qd 32         >= 0.8
 ======================  ===========================================  =====================  ==========
@@ -22,7 +23,11 @@ randRead qd32           same with --ioengine=libaio --iodepth=32     randRead qd
 The real round (:mod:`rounds`): a private redis-server, ``kdoctor coordinator`` and ``kdoctor
 worker``, the spec submitted through ``kdoctor.api``. For both etcd figures fio runs just before
 and just after ours (a p99 follows the machine's moment more than the tool) and ours is paired
-with each, two ratios a round, whose median is the summary's.
+with each, two ratios a round, whose median is the summary's. The sequential bandwidths the same
+way: a 512 MiB pass takes a quarter of a second here, and one pass of either tool strays 10-25 %
+from the next (12 bracketed rounds of seqWrite: fio after / fio before had quartiles 0.89 / 0.97
+/ 1.14, ours / fio 0.92 / 1.02 / 1.13), so five single pairs could miss 0.9-1.1 on the disk's
+moments alone. The summary prints fio against itself (after / before) as that yardstick.
 Usage: ``.venv/bin/python bench/disk/bench.py [--quick] [--rounds N]
 [--dir DIR] [--no-real]``. Installs nothing: fio comes from ./scripts/install.
 """
@@ -173,12 +178,13 @@ WORKLOADS = [
              lambda d, s: {"bw": ours(d, "seqWrite", s.seq_mib).mib_per_second},
              _SEQ.format(rw="write", seq="{seq}") + " --end_fsync=1",
              "seqWrite: 1 MiB O_DIRECT pwrite, new file posix_fallocate'd to {seq} MiB, fdatasync at the end "
-             "inside the timing"),
+             "inside the timing", bracket=True),
     Workload("seqRead 1 MiB", [BAND],
              lambda d, s: {"bw": fio(d, "--rw=read", "--bs=1M", "--direct=1", "--ioengine=psync",
                                      f"--size={s.seq_mib}m")["read"]["bw_bytes"] / MIB},
              lambda d, s: {"bw": ours(d, "seqRead", s.seq_mib).mib_per_second},
-             _SEQ.format(rw="read", seq="{seq}"), "seqRead: 1 MiB O_DIRECT preadv of a {seq} MiB file laid out first"),
+             _SEQ.format(rw="read", seq="{seq}"), "seqRead: 1 MiB O_DIRECT preadv of a {seq} MiB file laid out first",
+             bracket=True),
     Workload("randRead 4 KiB qd1", [Figure("iops", "IOPS", lambda r: r >= 0.8, ">= 0.8")],
              _fio_rand(1), _ours_rand(1), _RAND + " --ioengine=psync",
              "randRead queueDepths [1]: preadv of 4 KiB O_DIRECT at random offsets, {rand} MiB in all"),
@@ -217,6 +223,9 @@ def main() -> int:
     print()
     rows = [(w, f) for w in workloads for f in w.figures]
     figures: dict[tuple[str, str], list[tuple[float, float]]] = {(w.name, f.name): [] for w, f in rows}
+    # fio against itself (after / before) where it runs twice a round: how far a ratio strays on
+    # this machine with the same tool on both sides, the yardstick for ours / fio.
+    itself: dict[tuple[str, str], list[float]] = {(w.name, f.name): [] for w, f in rows if w.bracket}
     stack = contextlib.ExitStack()
     try:
         if not args.no_real:
@@ -240,10 +249,12 @@ def main() -> int:
                     sides = [work.fio(directory, sizes)]
                 for fig in work.figures:
                     figures[(work.name, fig.name)] += [(theirs[fig.name], mine[fig.name]) for theirs in sides]
+                    if work.bracket and sides[0][fig.name]:
+                        itself[(work.name, fig.name)].append(sides[1][fig.name] / sides[0][fig.name])
                     fios = " / ".join(f"{theirs[fig.name]:.2f}" for theirs in sides)
-                    ratios = " / ".join(f"{mine[fig.name] / theirs[fig.name]:.2f}" for theirs in sides)
+                    shown = " / ".join(f"{mine[fig.name] / theirs[fig.name]:.2f}" for theirs in sides)
                     print(f"  round {number + 1} {work.name + ' ' + fig.name:26} fio {fios:>13}  "
-                          f"kdoctor {mine[fig.name]:10.2f} {fig.unit:5} ratio {ratios}"
+                          f"kdoctor {mine[fig.name]:10.2f} {fig.unit:5} ratio {shown}"
                           + (f"  (our I/O thread waited {WAITS[-1]:.1f} ms for a CPU)" if WAITS else ""),
                           flush=True)
                 WAITS.clear()
@@ -267,8 +278,14 @@ def main() -> int:
         print(f"{work.name + ' ' + fig.name:26} {fig.unit:6} {statistics.median(p[0] for p in pairs):11.2f} "
               f"{statistics.median(p[1] for p in pairs):12.2f} {' '.join(f'{r:.2f}' for r in ratios):>30} "
               f"{ratio:13.2f}  {fig.goal_text} {verdict}")
-    print("\nratio = kdoctor / fio of the same round (etcd: against fio before and after, two a round); "
-          "median ratio = median of those ratios.")
+    print("\nratio = kdoctor / fio of the same round (etcd and sequential: against fio before and after, two a "
+          "round); median ratio = median of those ratios.")
+    print("fio against itself (its run after ours / its run before), the spread a ratio has here with one tool "
+          "on both sides:")
+    for (name, figure), spread in itself.items():
+        if spread:
+            print(f"  {name + ' ' + figure:26} median {statistics.median(spread):.2f}, range "
+                  f"{min(spread):.2f}-{max(spread):.2f}")
     print("kdoctor engines: " + ", ".join(f"{name} {engine}" for name, engine in sorted(ENGINES.items())))
     return 1 if failed else 0
 
